@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Judge a KUnit run: test results from kunit.py's JSON, splats from the log.
+
+Exit status 0 only if every project suite is present, every project test
+case passed (skips are reported but do not fail), and the kernel log holds no
+unexpected splat. Peer suites (anything not listed in dev/suites) are
+reported separately and never gate.
+
+A test that deliberately provokes a warning declares it by printing
+"jq-expect-splat: begin <tag>" before and "jq-expect-splat: end <tag>"
+after; splats between the two are expected, and a region with no splat at
+all is itself a failure (the expected warning did not happen).
+"""
+
+import json
+import re
+import sys
+
+SPLAT = re.compile(
+    r"WARNING:|BUG:|\bOops\b|Kernel panic|general protection fault|"
+    r"KASAN:|UBSAN:|unreferenced object 0x|kmemleak: \d+ new suspected|"
+    r"INFO: (possible|inconsistent|trying to register|task .* blocked)|"
+    r"rcu: INFO: .*stall|ODEBUG:|list_(add|del) corruption|"
+    r"turning off the locking correctness validator")
+MARK = re.compile(r"jq-expect-splat: (begin|end) (\S+)")
+SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
+
+
+def walk(group, suites):
+    """Collects {suite: [(case, status)]} from kunit.py's JSON tree."""
+    name = group.get("name", "")
+    cases = group.get("test_cases", [])
+    if cases and name:
+        suites.setdefault(name, []).extend(
+            (c.get("name", "?"), c.get("status", "?")) for c in cases)
+    for sub in group.get("sub_groups", []):
+        walk(sub, suites)
+
+
+def main():
+    log_path, json_path, suites_path = sys.argv[1:4]
+    expected = [l.strip() for l in open(suites_path)
+                if l.strip() and not l.startswith("#")]
+    suites = {}
+    try:
+        walk(json.load(open(json_path)), suites)
+    except (OSError, ValueError) as e:
+        print(f"cannot read KUnit JSON {json_path}: {e}")
+    ok = True
+
+    # Splats, attributed to the suite that was running.
+    current = "(boot)"
+    open_marks = {}
+    unexpected = []
+    expected_seen = 0
+    with open(log_path, errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            m = SUBTEST.match(line)
+            if m and m.group(1) not in ("", "main"):
+                current = m.group(1)
+            m = MARK.search(line)
+            if m:
+                what, tag = m.groups()
+                if what == "begin":
+                    open_marks[tag] = 0
+                elif tag in open_marks:
+                    if open_marks.pop(tag) == 0:
+                        unexpected.append((current, n,
+                            f"declared splat '{tag}' did not happen"))
+                continue
+            if SPLAT.search(line):
+                if open_marks:
+                    for t in open_marks:
+                        open_marks[t] += 1
+                    expected_seen += 1
+                else:
+                    unexpected.append((current, n, line.strip()))
+    for t in open_marks:
+        unexpected.append((current, 0, f"declared splat '{t}' never ended"))
+
+    ours = lambda s: s in expected or s == "(boot)"
+    print("\n== Project suites ==")
+    passed = failed = skipped = 0
+    for s in expected:
+        if s not in suites:
+            print(f"  MISSING  {s}")
+            failed += 1
+            ok = False
+            continue
+        p = sum(1 for _, st in suites[s] if st == "PASS")
+        sk = sum(1 for _, st in suites[s] if st == "SKIP")
+        fl = len(suites[s]) - p - sk
+        passed += p; failed += fl; skipped += sk
+        print(f"  {'ok  ' if fl == 0 else 'FAIL'}     {s}: {p} passed, {fl} failed, {sk} skipped")
+        for c, st in suites[s]:
+            if st not in ("PASS", "SKIP"):
+                print(f"           {st}: {s}.{c}")
+                ok = False
+    peers = [s for s in suites if s not in expected]
+    if peers:
+        print("\n== Peer suites (reported, not gating) ==")
+        for s in peers:
+            p = sum(1 for _, st in suites[s] if st == "PASS")
+            sk = sum(1 for _, st in suites[s] if st == "SKIP")
+            fl = len(suites[s]) - p - sk
+            print(f"  {s}: {p} passed, {fl} failed, {sk} skipped")
+            for c, st in suites[s]:
+                if st not in ("PASS", "SKIP"):
+                    print(f"           {st}: {s}.{c}")
+
+    print("\n== Kernel log ==")
+    print(f"  full log: {log_path}")
+    print(f"  declared (expected) splat lines: {expected_seen}")
+    gating = [u for u in unexpected if ours(u[0])]
+    peer_splats = [u for u in unexpected if not ours(u[0])]
+    for s, n, text in gating:
+        print(f"  SPLAT in {s} (log line {n}): {text}")
+    for s, n, text in peer_splats:
+        print(f"  peer splat in {s} (log line {n}, not gating): {text}")
+    if gating:
+        ok = False
+        failed += len(gating)
+    print(f"  unexpected splats: {len(gating)}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if ok and failed == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
