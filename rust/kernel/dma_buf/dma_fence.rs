@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! DMA fences: timelines, driver-owned fences and refcounted consumer fences.
+//!
+//! C header: [`include/linux/dma-fence.h`](srctree/include/linux/dma-fence.h)
+
+use crate::{
+    alloc::{
+        AllocError,
+        Flags, //
+    },
+    bindings,
+    ffi::c_char,
+    prelude::*,
+    str::CString,
+    sync::{
+        aref::{
+            ARef,
+            AlwaysRefCounted, //
+        },
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        rcu::{
+            self,
+            RcuBox, //
+        },
+        Arc,
+    },
+    time::{
+        msecs_to_jiffies,
+        Delta,
+        Instant,
+        Jiffies,
+        Monotonic, //
+    },
+    types::{
+        ForeignOwnable,
+        NotThreadSafe,
+        Opaque, //
+    },
+};
+use core::{
+    marker::PhantomData,
+    mem::ManuallyDrop,
+    ops::Deref,
+    ptr::NonNull, //
+};
+
+/// Names of a fence timeline, read by the C fence code through the fence ops.
+struct FenceNames {
+    driver: CString,
+    timeline: CString,
+}
+
+/// A fence context: one timeline of fences with strictly increasing sequence numbers.
+///
+/// A `FenceCtx` owns a context number from `dma_fence_context_alloc()` and the driver and
+/// timeline names that the C code reports for its fences. Every [`DriverFence`] holds a
+/// reference to its context until it signals. The names are freed one RCU grace period after
+/// the last reference is gone, so RCU readers that found a fence unsignalled can still read
+/// them (see `dma_fence_driver_name()`).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{DriverFenceAllocation, FenceCtx};
+///
+/// let ctx = FenceCtx::new(c"my_driver", c"ring0")?;
+/// let a = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let b = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// assert_eq!(a.as_fence().context(), ctx.context());
+/// assert!(b.as_fence().seqno() > a.as_fence().seqno());
+/// let _ = a.signal(Ok(()));
+/// let _ = b.signal(Ok(()));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct FenceCtx {
+    context: u64,
+    seqno: Atomic<u64>,
+    names: ManuallyDrop<RcuBox<FenceNames>>,
+}
+
+impl FenceCtx {
+    /// Creates a new fence context with its own context number.
+    pub fn new(driver_name: &CStr, timeline_name: &CStr) -> Result<Arc<Self>> {
+        let names = RcuBox::new(
+            FenceNames {
+                driver: CString::try_from(driver_name)?,
+                timeline: CString::try_from(timeline_name)?,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(Arc::new(
+            Self {
+                // SAFETY: `dma_fence_context_alloc()` only increments a global atomic counter.
+                context: unsafe { bindings::dma_fence_context_alloc(1) },
+                seqno: Atomic::new(0),
+                names: ManuallyDrop::new(names),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Returns the context number shared by every fence of this timeline.
+    pub fn context(&self) -> u64 {
+        self.context
+    }
+
+    /// Turns a pre-allocated fence into a live, unsignalled [`DriverFence`] on this timeline.
+    ///
+    /// This never allocates and never fails, so it can be used on paths that must not
+    /// allocate, such as a job submission after its point of no return. Each call takes the
+    /// next sequence number; sequence numbers rise strictly, also under concurrent calls.
+    pub fn new_fence<T>(self: &Arc<Self>, alloc: DriverFenceAllocation<T>) -> DriverFence<T> {
+        let alloc = ManuallyDrop::new(alloc);
+        let storage = alloc.storage;
+        let seqno = self.seqno.fetch_add(1, Relaxed) + 1;
+        let names: *const FenceNames = &**self.names;
+        let raw = storage.as_ptr();
+        // SAFETY: `raw` points to the live `FenceStorage<T>` owned by `alloc`, which we took
+        // over; nothing else accesses it yet.
+        unsafe { (*raw).header.names = names };
+        // SAFETY: As above. The field was `None` (never initialised as a fence), so overwriting
+        // it leaks nothing; cloning an `Arc` does not allocate.
+        unsafe { (*raw).ctx = ManuallyDrop::new(Some(self.clone())) };
+        // SAFETY: `raw` is valid and its `dma_fence` is not initialised yet. `FENCE_OPS` is a
+        // static. A NULL lock selects the fence's inline lock.
+        unsafe {
+            bindings::dma_fence_init(
+                Opaque::cast_into(&raw const (*raw).header.fence),
+                &FENCE_OPS,
+                core::ptr::null_mut(),
+                self.context,
+                seqno,
+            )
+        };
+        // INVARIANT: The fence was just initialised with one reference, which the new
+        // `DriverFence` owns; it is unsignalled and `data` and `ctx` are initialised.
+        DriverFence {
+            storage,
+            _p: PhantomData,
+        }
+    }
+}
+
+impl Drop for FenceCtx {
+    fn drop(&mut self) {
+        // SAFETY: `names` is dropped only here, once.
+        let names = unsafe { ManuallyDrop::take(&mut self.names) };
+        // This function is not generic, so the RCU callback that frees the names is code of
+        // the kernel crate, not of the module that used the context: it stays valid after
+        // that module is unloaded.
+        drop(names);
+    }
+}
+
+/// The fence operations of every fence made by a [`FenceCtx`].
+///
+/// Neither `release` nor `wait` is set, so `dma_fence_signal()` detaches the ops from the
+/// fence, and the memory is freed with `kfree_rcu()` when the last reference is gone. The ops
+/// live in the kernel image, never in a module.
+static FENCE_OPS: bindings::dma_fence_ops = bindings::dma_fence_ops {
+    get_driver_name: Some(fence_get_driver_name),
+    get_timeline_name: Some(fence_get_timeline_name),
+    // SAFETY: All other fields are optional function pointers, for which zero is `None`.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Start of every fence allocation; the part the non-generic fence ops read.
+#[repr(C)]
+struct FenceHeader {
+    /// Must stay the first field: the C code frees the allocation through this pointer.
+    fence: Opaque<bindings::dma_fence>,
+    /// Names of the timeline; valid while the fence is unsignalled and one RCU grace period
+    /// after it signalled.
+    names: *const FenceNames,
+}
+
+/// The single allocation behind a [`DriverFence`] and all [`Fence`] references to it.
+#[repr(C)]
+struct FenceStorage<T> {
+    header: FenceHeader,
+    /// The timeline; released when the fence signals.
+    ctx: ManuallyDrop<Option<Arc<FenceCtx>>>,
+    /// The driver's data; dropped when the fence signals.
+    data: ManuallyDrop<T>,
+}
+
+/// # Safety
+///
+/// `fence` must be a fence initialised by [`FenceCtx::new_fence`], and the caller must be in
+/// an RCU read-side critical section in which it saw the fence unsignalled.
+unsafe extern "C" fn fence_get_driver_name(fence: *mut bindings::dma_fence) -> *const c_char {
+    let header = fence.cast::<FenceHeader>();
+    // SAFETY: `fence` is the first field of a `FenceHeader` (`repr(C)`), and by the safety
+    // requirements the names are still alive.
+    unsafe { (*(*header).names).driver.as_char_ptr() }
+}
+
+/// # Safety
+///
+/// Same as [`fence_get_driver_name`].
+unsafe extern "C" fn fence_get_timeline_name(fence: *mut bindings::dma_fence) -> *const c_char {
+    let header = fence.cast::<FenceHeader>();
+    // SAFETY: As in `fence_get_driver_name`.
+    unsafe { (*(*header).names).timeline.as_char_ptr() }
+}
+
+/// Data that may live in a [`DriverFence`].
+///
+/// The data is dropped when the fence signals, which may happen in any context, including hard
+/// interrupt context and inside a fence signalling critical section; and fence callbacks of
+/// other code may still run on the fence for one RCU grace period after it signalled.
+///
+/// # Safety
+///
+/// Implementers guarantee that dropping a value of the type:
+///
+/// - does not sleep, take a sleeping lock, or allocate memory, and
+/// - does not free memory that an RCU reader which saw the fence unsignalled may still read:
+///   the type either needs no drop at all, or defers freeing by an RCU grace period, as
+///   [`RcuBox`] does.
+pub unsafe trait DriverFenceAllowedData: Send + Sync {}
+
+// SAFETY: `Copy` types have no drop glue: dropping them does nothing.
+unsafe impl<T: Copy + Send + Sync> DriverFenceAllowedData for T {}
+
+// SAFETY: Dropping an `RcuBox` only queues an RCU callback (no sleeping, no allocation); the
+// contents are dropped and freed after a grace period. `RcuBox<T>` requires its contents to be
+// safe to drop from the RCU callback.
+unsafe impl<T: Send + Sync> DriverFenceAllowedData for RcuBox<T> {}
+
+/// Memory for one [`DriverFence`], with the driver's data already in it.
+///
+/// Making this is the fallible step of creating a fence: do it where allocating is allowed,
+/// then turn it into a fence with [`FenceCtx::new_fence`], which cannot fail. Dropping an
+/// unused allocation frees it and drops the data.
+///
+/// # Invariants
+///
+/// `storage` points to a [`KBox`]-allocated `FenceStorage<T>` owned by `self`, whose `data` is
+/// initialised, whose `ctx` is `None` and whose fence is not initialised.
+pub struct DriverFenceAllocation<T> {
+    storage: NonNull<FenceStorage<T>>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The allocation owns a `T` and nothing else that is tied to a thread.
+unsafe impl<T: Send> Send for DriverFenceAllocation<T> {}
+// SAFETY: `&DriverFenceAllocation` gives access to nothing.
+unsafe impl<T> Sync for DriverFenceAllocation<T> {}
+
+impl<T: DriverFenceAllowedData> DriverFenceAllocation<T> {
+    /// Allocates the memory for a fence and moves `data` into it.
+    pub fn new(data: T, flags: Flags) -> Result<Self, AllocError> {
+        let storage = KBox::new(
+            FenceStorage {
+                header: FenceHeader {
+                    fence: Opaque::uninit(),
+                    names: core::ptr::null(),
+                },
+                ctx: ManuallyDrop::new(None),
+                data: ManuallyDrop::new(data),
+            },
+            flags,
+        )?;
+        // INVARIANT: A fresh `KBox` with `data` initialised, `ctx` `None` and no fence.
+        Ok(Self {
+            // SAFETY: `KBox::into_raw` never returns null.
+            storage: unsafe { NonNull::new_unchecked(KBox::into_raw(storage)) },
+            _p: PhantomData,
+        })
+    }
+}
+
+impl<T> DriverFenceAllocation<T> {
+    /// Returns the driver data.
+    pub fn data(&self) -> &T {
+        // SAFETY: By the type invariant, `storage` is live and `data` initialised.
+        unsafe { &(*self.storage.as_ptr()).data }
+    }
+}
+
+impl<T> Drop for DriverFenceAllocation<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own the `KBox` allocation; `ctx` is `None` and needs
+        // no drop, the fence was never initialised.
+        let mut storage = unsafe { KBox::from_raw(self.storage.as_ptr()) };
+        // SAFETY: `data` is initialised and dropped only here.
+        unsafe { ManuallyDrop::drop(&mut storage.data) };
+    }
+}
+
+/// Proof that a [`DriverFence`] was signalled.
+///
+/// Only the signalling methods of [`DriverFence`] create it, so a closure given to
+/// [`signalling`] that must return a `Signalled` cannot forget to signal its fence.
+pub struct Signalled(());
+
+/// A fence owned by the driver that will signal it: the only fence type that can signal.
+///
+/// It is created from a [`DriverFenceAllocation`] by [`FenceCtx::new_fence`]. It signals once:
+/// [`signal`](Self::signal) consumes it. If it is dropped unsignalled, it warns and signals
+/// with `-ECANCELED`, so waiters are never left hanging. Others get an [`ARef<Fence>`] from
+/// [`fence`](Self::fence), which cannot signal. When the fence signals, the driver data and
+/// the reference to the [`FenceCtx`] are dropped; the fence memory is freed by the C code once
+/// every reference is gone.
+///
+/// It implements [`ForeignOwnable`], so it can be stored in an
+/// [`XArray`](crate::xarray::XArray) and taken back on a completion path.
+///
+/// # Invariants
+///
+/// `storage` points to a `FenceStorage<T>` whose fence is initialised and unsignalled, whose
+/// `data` and `ctx` are initialised, and `self` owns one reference to the fence.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{signalling, DriverFenceAllocation, FenceCtx};
+///
+/// let ctx = FenceCtx::new(c"my_driver", c"ring0")?;
+/// // The fallible part, done before the point of no return.
+/// let alloc = DriverFenceAllocation::new(42u32, GFP_KERNEL)?;
+/// // Infallible from here on.
+/// let fence = ctx.new_fence(alloc);
+/// assert_eq!(*fence, 42);
+/// let consumer = fence.fence();
+/// assert!(!consumer.is_signaled());
+///
+/// // Signal inside a signalling critical section; the closure must return the proof.
+/// signalling(|| fence.signal(Err(EIO)));
+/// assert_eq!(consumer.status(), Some(Err(EIO)));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct DriverFence<T> {
+    storage: NonNull<FenceStorage<T>>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: A `DriverFence` owns a `T` and a fence reference; fences may be used from any thread.
+unsafe impl<T: Send> Send for DriverFence<T> {}
+// SAFETY: `&DriverFence` gives `&T` and `&Fence`; `Fence` is `Sync`.
+unsafe impl<T: Sync> Sync for DriverFence<T> {}
+
+impl<T> DriverFence<T> {
+    fn raw(&self) -> *mut bindings::dma_fence {
+        // SAFETY: By the type invariant `storage` is live.
+        unsafe { Opaque::cast_into(&raw const (*self.storage.as_ptr()).header.fence) }
+    }
+
+    /// Returns the fence as a consumer [`Fence`].
+    pub fn as_fence(&self) -> &Fence {
+        // SAFETY: The fence is initialised and lives at least as long as `self`.
+        unsafe { Fence::from_raw(self.raw()) }
+    }
+
+    /// Returns a new reference to the fence for consumers, which cannot signal it.
+    pub fn fence(&self) -> ARef<Fence> {
+        self.as_fence().into()
+    }
+
+    /// Returns the driver data.
+    pub fn data(&self) -> &T {
+        // SAFETY: By the type invariant `data` is initialised while `self` lives.
+        unsafe { &(*self.storage.as_ptr()).data }
+    }
+
+    /// Signals the fence: `Ok(())` for success, or the error the work ended with.
+    ///
+    /// The error is set before the fence signals. Callbacks registered on the fence run from
+    /// here, in the caller's context. Then the driver data and the context reference are
+    /// dropped.
+    pub fn signal(self, res: Result) -> Signalled {
+        let mut this = ManuallyDrop::new(self);
+        this.complete(res, None);
+        Signalled(())
+    }
+
+    /// Signals the fence like [`signal`](Self::signal), recording `timestamp` as the completion
+    /// time instead of the current time.
+    pub fn signal_timestamp(self, res: Result, timestamp: Instant<Monotonic>) -> Signalled {
+        let mut this = ManuallyDrop::new(self);
+        this.complete(res, Some(timestamp));
+        Signalled(())
+    }
+
+    /// Signals, drops the driver's parts and the fence reference. Called once, by `signal*` or
+    /// by `drop`, after which `self` must not be used.
+    fn complete(&mut self, res: Result, timestamp: Option<Instant<Monotonic>>) {
+        let fence = self.raw();
+        if let Err(e) = res {
+            // SAFETY: `fence` is initialised and unsignalled (type invariant), and only this
+            // `DriverFence` can signal it, so the error is set before signalling.
+            unsafe { bindings::dma_fence_set_error(fence, e.to_errno()) };
+        }
+        match timestamp {
+            // SAFETY: `fence` is initialised and unsignalled.
+            None => unsafe { bindings::dma_fence_signal(fence) },
+            // SAFETY: `fence` is initialised and unsignalled.
+            Some(ts) => unsafe { bindings::dma_fence_signal_timestamp(fence, ts.as_nanos()) },
+        }
+        let storage = self.storage.as_ptr();
+        // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
+        // ops no longer reach the data; `T: DriverFenceAllowedData` makes dropping it safe in
+        // this context and against RCU readers.
+        unsafe { ManuallyDrop::drop(&mut (*storage).data) };
+        // SAFETY: `ctx` is initialised and dropped only here. RCU readers may still read the
+        // names, which are freed only after a grace period.
+        unsafe { ManuallyDrop::drop(&mut (*storage).ctx) };
+        // SAFETY: We own one reference (type invariant) and give it up; the memory is freed by
+        // the C code (`kfree_rcu()`) when the last reference is gone.
+        unsafe { bindings::dma_fence_put(fence) };
+    }
+}
+
+impl<T> Deref for DriverFence<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.data()
+    }
+}
+
+impl<T> Drop for DriverFence<T> {
+    fn drop(&mut self) {
+        // A driver must signal every fence it created; this one would otherwise hang its
+        // waiters forever.
+        crate::warn_on!(true);
+        self.complete(Err(ECANCELED), None);
+    }
+}
+
+/// A borrowed [`DriverFence`], as handed out by [`ForeignOwnable::borrow`].
+///
+/// It gives access to the data and the consumer fence, but cannot signal.
+pub struct DriverFenceRef<'a, T> {
+    storage: NonNull<FenceStorage<T>>,
+    _p: PhantomData<&'a DriverFence<T>>,
+}
+
+impl<'a, T> DriverFenceRef<'a, T> {
+    /// Returns the fence as a consumer [`Fence`].
+    pub fn as_fence(&self) -> &'a Fence {
+        // SAFETY: The borrowed `DriverFence` keeps the fence alive for `'a`.
+        unsafe {
+            Fence::from_raw(Opaque::cast_into(
+                &raw const (*self.storage.as_ptr()).header.fence,
+            ))
+        }
+    }
+
+    /// Returns the driver data.
+    pub fn data(&self) -> &'a T {
+        // SAFETY: The borrowed `DriverFence` keeps `data` initialised for `'a`.
+        unsafe { &(*self.storage.as_ptr()).data }
+    }
+}
+
+impl<T> Deref for DriverFenceRef<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.data()
+    }
+}
+
+// SAFETY: `into_foreign` returns the `FenceStorage` pointer, which is aligned to
+// `FOREIGN_ALIGN`; `from_foreign` and `borrow*` rebuild the `DriverFence` or a borrow of it from
+// that same pointer, as the trait requires of their callers.
+unsafe impl<T: 'static> ForeignOwnable for DriverFence<T> {
+    const FOREIGN_ALIGN: usize = core::mem::align_of::<FenceStorage<T>>();
+
+    type Borrowed<'a> = DriverFenceRef<'a, T>;
+    type BorrowedMut<'a> = DriverFenceRef<'a, T>;
+
+    fn into_foreign(self) -> *mut c_void {
+        let this = ManuallyDrop::new(self);
+        this.storage.as_ptr().cast()
+    }
+
+    unsafe fn from_foreign(ptr: *mut c_void) -> Self {
+        // INVARIANT: By the safety requirements `ptr` came from `into_foreign`, which gave up
+        // a `DriverFence` satisfying the invariants.
+        Self {
+            // SAFETY: `ptr` came from `into_foreign` and is not null.
+            storage: unsafe { NonNull::new_unchecked(ptr.cast()) },
+            _p: PhantomData,
+        }
+    }
+
+    unsafe fn borrow<'a>(ptr: *mut c_void) -> DriverFenceRef<'a, T> {
+        DriverFenceRef {
+            // SAFETY: `ptr` came from `into_foreign` and is not null.
+            storage: unsafe { NonNull::new_unchecked(ptr.cast()) },
+            _p: PhantomData,
+        }
+    }
+
+    unsafe fn borrow_mut<'a>(ptr: *mut c_void) -> DriverFenceRef<'a, T> {
+        // SAFETY: Same requirements as `borrow`.
+        unsafe { Self::borrow(ptr) }
+    }
+}
+
+/// A DMA fence as seen by its consumers: always behind an [`ARef<Fence>`].
+///
+/// It can wrap any C `struct dma_fence` (from another driver, from a sync_file, a stub) and can
+/// be waited on, queried and given callbacks ([`FenceCbRegistration`](super::FenceCbRegistration)),
+/// but not signalled.
+///
+/// # Invariants
+///
+/// The inner `dma_fence` is initialised, and each `ARef<Fence>` owns one reference to it.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::Fence;
+///
+/// // The always-signalled stub fence of the dma-fence core.
+/// let stub = Fence::stub();
+/// assert!(stub.is_signaled());
+/// assert_eq!(stub.status(), Some(Ok(())));
+/// stub.wait(false)?;
+/// # Ok::<(), Error>(())
+/// ```
+#[repr(transparent)]
+pub struct Fence(Opaque<bindings::dma_fence>);
+
+// SAFETY: dma_fence is designed to be shared between threads; all mutation goes through the C
+// API, which locks.
+unsafe impl Send for Fence {}
+// SAFETY: As above.
+unsafe impl Sync for Fence {}
+
+// SAFETY: `dma_fence_get()`/`dma_fence_put()` manage the fence's reference count, and the fence
+// is freed only when it reaches zero.
+unsafe impl AlwaysRefCounted for Fence {
+    fn inc_ref(&self) {
+        // SAFETY: The fence is initialised (type invariant).
+        unsafe { bindings::dma_fence_get(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives up a reference it owns.
+        unsafe { bindings::dma_fence_put(obj.as_ptr().cast()) };
+    }
+}
+
+impl Fence {
+    /// Borrows a C fence as a [`Fence`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to an initialised `struct dma_fence` that stays alive (someone holds a
+    /// reference) for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::dma_fence) -> &'a Fence {
+        // SAFETY: `Fence` is a transparent wrapper of `dma_fence`; the caller guarantees that
+        // the fence lives for `'a`.
+        unsafe { &*ptr.cast::<Fence>() }
+    }
+
+    /// Takes over a reference to a C fence.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to an initialised `struct dma_fence` and the caller must own a
+    /// reference to it, which the returned [`ARef`] takes over.
+    pub unsafe fn from_raw_owned(ptr: NonNull<bindings::dma_fence>) -> ARef<Fence> {
+        // SAFETY: The caller transfers a reference to an initialised fence.
+        unsafe { ARef::from_raw(ptr.cast()) }
+    }
+
+    /// Returns the dma-fence core's stub fence, which is always signalled.
+    pub fn stub() -> ARef<Fence> {
+        // SAFETY: `dma_fence_get_stub()` returns a new reference to an initialised fence and
+        // never fails.
+        let ptr = unsafe { bindings::dma_fence_get_stub() };
+        // SAFETY: `ptr` is a non-null fence with a reference we own.
+        unsafe { Self::from_raw_owned(NonNull::new_unchecked(ptr)) }
+    }
+
+    /// Returns the raw C fence.
+    pub fn as_raw(&self) -> *mut bindings::dma_fence {
+        self.0.get()
+    }
+
+    /// Returns whether the fence has signalled.
+    ///
+    /// A signalled fence may still be running its callbacks.
+    pub fn is_signaled(&self) -> bool {
+        // SAFETY: The fence is initialised.
+        unsafe { bindings::dma_fence_is_signaled(self.as_raw()) }
+    }
+
+    /// Returns `None` while the fence is pending, else the result it signalled with.
+    pub fn status(&self) -> Option<Result> {
+        // SAFETY: The fence is initialised.
+        let s = unsafe { bindings::dma_fence_get_status(self.as_raw()) };
+        match s {
+            0 => None,
+            s if s > 0 => Some(Ok(())),
+            e => Some(Err(Error::from_errno(e))),
+        }
+    }
+
+    /// Returns the fence context (timeline) number.
+    pub fn context(&self) -> u64 {
+        // SAFETY: The fence is initialised; `context` does not change after initialisation.
+        unsafe { (*self.as_raw()).context }
+    }
+
+    /// Returns the sequence number of the fence in its context.
+    pub fn seqno(&self) -> u64 {
+        // SAFETY: The fence is initialised; `seqno` does not change after initialisation.
+        unsafe { (*self.as_raw()).seqno }
+    }
+
+    /// Returns whether `self` is later than `other` on the same timeline.
+    ///
+    /// Both fences must belong to the same context; for fences of different contexts the
+    /// answer is meaningless (and the C code warns).
+    pub fn is_later(&self, other: &Fence) -> bool {
+        // SAFETY: Both fences are initialised.
+        unsafe { bindings::dma_fence_is_later(self.as_raw(), other.as_raw()) }
+    }
+
+    /// Returns the driver name, valid while the RCU read lock `_rcu` is held.
+    ///
+    /// After the fence signalled this is `"detached-driver"`: the issuer may be gone.
+    pub fn driver_name<'a>(&'a self, _rcu: &'a rcu::Guard) -> &'a CStr {
+        // SAFETY: The fence is initialised and the RCU read lock is held.
+        let p = unsafe { bindings::dma_fence_driver_name(self.as_raw()) };
+        // SAFETY: The C code returns a NUL-terminated string that stays valid while the RCU
+        // read lock is held, which the lifetime ties to `_rcu`.
+        unsafe { CStr::from_char_ptr(p) }
+    }
+
+    /// Returns the timeline name, valid while the RCU read lock `_rcu` is held.
+    ///
+    /// After the fence signalled this is `"signaled-timeline"`.
+    pub fn timeline_name<'a>(&'a self, _rcu: &'a rcu::Guard) -> &'a CStr {
+        // SAFETY: The fence is initialised and the RCU read lock is held.
+        let p = unsafe { bindings::dma_fence_timeline_name(self.as_raw()) };
+        // SAFETY: As in `driver_name`.
+        unsafe { CStr::from_char_ptr(p) }
+    }
+
+    /// Waits until the fence signals; with `interruptible`, a signal to the task ends the wait
+    /// early with `ERESTARTSYS`.
+    ///
+    /// This sleeps: never call it inside a fence signalling critical section.
+    pub fn wait(&self, interruptible: bool) -> Result {
+        // SAFETY: The fence is initialised and we hold a reference.
+        let r = unsafe {
+            bindings::dma_fence_wait_timeout(
+                self.as_raw(),
+                interruptible,
+                crate::ffi::c_long::MAX, // MAX_SCHEDULE_TIMEOUT
+            )
+        };
+        if r < 0 {
+            Err(Error::from_errno(r as i32))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits at most `timeout` for the fence to signal.
+    ///
+    /// Returns the time left, in jiffies (at least 1) if the fence signalled, `ETIMEDOUT` if it
+    /// did not, or `ERESTARTSYS` if an interruptible wait was interrupted. A zero timeout only
+    /// checks the state.
+    pub fn wait_timeout(&self, interruptible: bool, timeout: Delta) -> Result<Jiffies> {
+        let ms = timeout.as_millis_ceil().clamp(0, u32::MAX.into()) as u32;
+        let j = msecs_to_jiffies(ms);
+        // SAFETY: The fence is initialised and we hold a reference.
+        let r = unsafe { bindings::dma_fence_wait_timeout(self.as_raw(), interruptible, j as _) };
+        match r {
+            r if r < 0 => Err(Error::from_errno(r as i32)),
+            0 if !self.is_signaled() => Err(ETIMEDOUT),
+            0 => Ok(1),
+            r => Ok(r as Jiffies),
+        }
+    }
+}
+
+/// A fence signalling critical section, for lockdep (`dma_fence_begin_signalling()`).
+///
+/// Code between creating the guard and dropping it is on the path to signalling a fence: it
+/// must not allocate memory with reclaim, take locks held while allocating, or wait for fences.
+/// Lockdep then reports any such dependency. Sections nest. The guard is not [`Send`], because
+/// the C cookie is per thread. Without `CONFIG_LOCKDEP` it is empty and compiles to nothing.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::SignallingSection;
+///
+/// let outer = SignallingSection::begin();
+/// {
+///     let _inner = SignallingSection::begin();
+/// }
+/// drop(outer);
+/// ```
+pub struct SignallingSection {
+    #[cfg(CONFIG_LOCKDEP)]
+    cookie: bool,
+    _not_send: NotThreadSafe,
+}
+
+impl SignallingSection {
+    /// Enters a fence signalling critical section until the guard is dropped.
+    #[inline]
+    pub fn begin() -> Self {
+        Self {
+            #[cfg(CONFIG_LOCKDEP)]
+            // SAFETY: Always safe to call; the cookie is returned to `end_signalling` on the
+            // same thread, because the guard is not `Send`.
+            cookie: unsafe { bindings::dma_fence_begin_signalling() },
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+impl Drop for SignallingSection {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: The cookie came from `dma_fence_begin_signalling()` on this thread.
+        unsafe {
+            bindings::dma_fence_end_signalling(self.cookie)
+        };
+    }
+}
+
+/// Runs `f` in a fence signalling critical section; `f` must return proof that it signalled.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{signalling, DriverFenceAllocation, FenceCtx};
+///
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let fence = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let waiter = fence.fence();
+/// signalling(move || fence.signal(Ok(())));
+/// assert!(waiter.is_signaled());
+/// # Ok::<(), Error>(())
+/// ```
+pub fn signalling<F: FnOnce() -> Signalled>(f: F) -> Signalled {
+    let _section = SignallingSection::begin();
+    f()
+}
