@@ -222,6 +222,28 @@ unsafe extern "C" fn fence_get_timeline_name(fence: *mut bindings::dma_fence) ->
 /// - does not free memory that an RCU reader which saw the fence unsignalled may still read:
 ///   the type either needs no drop at all, or defers freeing by an RCU grace period, as
 ///   [`RcuBox`] does.
+///
+/// # Examples
+///
+/// Plain data needs no drop; anything that owns memory goes into an [`RcuBox`]:
+///
+/// ```
+/// use kernel::dma_buf::{DriverFenceAllocation, FenceCtx};
+/// use kernel::sync::rcu::RcuBox;
+///
+/// #[derive(Clone, Copy)]
+/// struct JobId(u64);
+///
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let a = ctx.new_fence(DriverFenceAllocation::new(JobId(1), GFP_KERNEL)?);
+/// let owned = RcuBox::new(KVec::<u8>::from_elem(0, 64, GFP_KERNEL)?, GFP_KERNEL)?;
+/// let b = ctx.new_fence(DriverFenceAllocation::new(owned, GFP_KERNEL)?);
+/// assert_eq!(a.0, 1);
+/// assert_eq!(b.len(), 64);
+/// let _ = a.signal(Ok(()));
+/// let _ = b.signal(Ok(())); // The vector is freed after an RCU grace period.
+/// # Ok::<(), Error>(())
+/// ```
 pub unsafe trait DriverFenceAllowedData: Send + Sync {}
 
 // SAFETY: `Copy` types have no drop glue: dropping them does nothing.
@@ -242,6 +264,24 @@ unsafe impl<T: Send + Sync> DriverFenceAllowedData for RcuBox<T> {}
 ///
 /// `storage` points to a [`KBox`]-allocated `FenceStorage<T>` owned by `self`, whose `data` is
 /// initialised, whose `ctx` is `None` and whose fence is not initialised.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{DriverFenceAllocation, FenceCtx};
+///
+/// // Prepare phase: may fail, may allocate.
+/// let alloc = DriverFenceAllocation::new(5u32, GFP_KERNEL)?;
+/// assert_eq!(*alloc.data(), 5);
+/// // Submit phase: cannot fail, does not allocate.
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let fence = ctx.new_fence(alloc);
+/// let _ = fence.signal(Ok(()));
+///
+/// // An allocation that is never used is simply dropped.
+/// drop(DriverFenceAllocation::new(6u32, GFP_KERNEL)?);
+/// # Ok::<(), Error>(())
+/// ```
 pub struct DriverFenceAllocation<T> {
     storage: NonNull<FenceStorage<T>>,
     _p: PhantomData<T>,
@@ -297,6 +337,24 @@ impl<T> Drop for DriverFenceAllocation<T> {
 ///
 /// Only the signalling methods of [`DriverFence`] create it, so a closure given to
 /// [`signalling`] that must return a `Signalled` cannot forget to signal its fence.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{signalling, DriverFence, DriverFenceAllocation, FenceCtx, Signalled};
+///
+/// fn complete(fence: DriverFence<()>, ok: bool) -> Signalled {
+///     // Every path must end in a signal, or this does not compile.
+///     if ok { fence.signal(Ok(())) } else { fence.signal(Err(EIO)) }
+/// }
+///
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let fence = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let consumer = fence.fence();
+/// signalling(|| complete(fence, false));
+/// assert_eq!(consumer.status(), Some(Err(EIO)));
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Signalled(());
 
 /// A fence owned by the driver that will signal it: the only fence type that can signal.
@@ -436,6 +494,28 @@ impl<T> Drop for DriverFence<T> {
 /// A borrowed [`DriverFence`], as handed out by [`ForeignOwnable::borrow`].
 ///
 /// It gives access to the data and the consumer fence, but cannot signal.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{DriverFence, DriverFenceAllocation, FenceCtx};
+/// use kernel::xarray::{AllocKind, XArray};
+///
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let xa = KBox::pin_init(XArray::<DriverFence<u32>>::new(AllocKind::Alloc), GFP_KERNEL)?;
+/// // Allocate before taking the XArray's spinlock.
+/// let fence = ctx.new_fence(DriverFenceAllocation::new(9, GFP_KERNEL)?);
+/// xa.lock().store(1, fence, GFP_KERNEL)?;
+/// {
+///     let guard = xa.lock();
+///     let borrowed = guard.get(1).ok_or(ENOENT)?; // A `DriverFenceRef`.
+///     assert_eq!(*borrowed, 9);
+///     assert!(!borrowed.as_fence().is_signaled());
+/// }
+/// let fence = xa.lock().remove(1).ok_or(ENOENT)?;
+/// let _ = fence.signal(Ok(()));
+/// # Ok::<(), Error>(())
+/// ```
 pub struct DriverFenceRef<'a, T> {
     storage: NonNull<FenceStorage<T>>,
     _p: PhantomData<&'a DriverFence<T>>,
@@ -677,8 +757,9 @@ impl Fence {
     pub fn wait_timeout(&self, interruptible: bool, timeout: Delta) -> Result<Jiffies> {
         let ms = timeout.as_millis_ceil().clamp(0, u32::MAX.into()) as u32;
         let j = msecs_to_jiffies(ms);
+        let j = crate::ffi::c_long::try_from(j).unwrap_or(crate::ffi::c_long::MAX);
         // SAFETY: The fence is initialised and we hold a reference.
-        let r = unsafe { bindings::dma_fence_wait_timeout(self.as_raw(), interruptible, j as _) };
+        let r = unsafe { bindings::dma_fence_wait_timeout(self.as_raw(), interruptible, j) };
         match r {
             r if r < 0 => Err(Error::from_errno(r as i32)),
             0 if !self.is_signaled() => Err(ETIMEDOUT),

@@ -61,6 +61,26 @@ pub trait FenceCb: Send {
 }
 
 /// Why registering a callback failed.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{CallbackError, FenceCb, FenceCbRegistration, Fence};
+///
+/// struct Cb(u32);
+/// impl FenceCb for Cb {
+///     fn called(self) {}
+/// }
+///
+/// match KBox::try_pin_init(FenceCbRegistration::new(Fence::stub(), Cb(3)), GFP_KERNEL) {
+///     Err(CallbackError::AlreadySignaled(cb)) => assert_eq!(cb.0, 3),
+///     _ => return Err(EINVAL),
+/// }
+/// // As a plain kernel error it is `ENOENT`, like `dma_fence_add_callback()`.
+/// let e: Error = CallbackError::AlreadySignaled(Cb(4)).into();
+/// assert_eq!(e, ENOENT);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug)]
 pub enum CallbackError<T> {
     /// The fence had already signalled; here is the callback back, not called.
@@ -180,7 +200,10 @@ impl<T: FenceCb> FenceCbRegistration<T> {
     /// # Safety
     ///
     /// `cb` must be the `cb` field of a live `FenceCbRegistration<T>`.
-    unsafe extern "C" fn callback(_fence: *mut bindings::dma_fence, cb: *mut bindings::dma_fence_cb) {
+    unsafe extern "C" fn callback(
+        _fence: *mut bindings::dma_fence,
+        cb: *mut bindings::dma_fence_cb,
+    ) {
         let cb = Opaque::cast_from(cb);
         // SAFETY: By the safety requirements `cb` is in a live registration, which cannot be
         // freed while we run: its drop takes the fence lock that our caller holds.

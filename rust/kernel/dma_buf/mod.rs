@@ -30,8 +30,8 @@ pub use self::dma_fence::{
     DriverFenceRef,
     Fence,
     FenceCtx,
-    SignallingSection,
     Signalled, //
+    SignallingSection,
 };
 pub use self::fence_cb::{
     CallbackError,
@@ -78,6 +78,14 @@ pub mod kunit_support {
     }
 
     /// Returns whether lockdep is still running (it turns itself off after its first report).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_buf::kunit_support::lockdep_enabled;
+    ///
+    /// assert!(lockdep_enabled());
+    /// ```
     pub fn lockdep_enabled() -> bool {
         #[cfg(CONFIG_LOCKDEP)]
         {

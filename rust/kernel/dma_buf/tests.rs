@@ -103,7 +103,10 @@ mod mirror {
         let ctx = ctx()?;
         let f = fence(&ctx)?;
         let n = counter()?;
-        let reg = KBox::try_pin_init(FenceCbRegistration::new(f.fence(), Count(n.clone())), GFP_KERNEL)?;
+        let reg = KBox::try_pin_init(
+            FenceCbRegistration::new(f.fence(), Count(n.clone())),
+            GFP_KERNEL,
+        )?;
         assert_eq!(n.load(Relaxed), 0);
         let _ = f.signal(Ok(()));
         assert_eq!(n.load(Relaxed), 1);
@@ -119,7 +122,10 @@ mod mirror {
         let consumer = f.fence();
         let _ = f.signal(Ok(()));
         let n = counter()?;
-        match KBox::try_pin_init(FenceCbRegistration::new(consumer, Count(n.clone())), GFP_KERNEL) {
+        match KBox::try_pin_init(
+            FenceCbRegistration::new(consumer, Count(n.clone())),
+            GFP_KERNEL,
+        ) {
             Err(CallbackError::AlreadySignaled(cb)) => drop(cb),
             _ => panic!("registration on a signalled fence did not fail"),
         }
@@ -132,7 +138,10 @@ mod mirror {
         let ctx = ctx()?;
         let f = fence(&ctx)?;
         let n = counter()?;
-        let reg = KBox::try_pin_init(FenceCbRegistration::new(f.fence(), Count(n.clone())), GFP_KERNEL)?;
+        let reg = KBox::try_pin_init(
+            FenceCbRegistration::new(f.fence(), Count(n.clone())),
+            GFP_KERNEL,
+        )?;
         drop(reg);
         let _ = f.signal(Ok(()));
         assert_eq!(n.load(Relaxed), 0);
@@ -144,8 +153,10 @@ mod mirror {
         let ctx = ctx()?;
         let f = fence(&ctx)?;
         let n = counter()?;
-        let mut reg =
-            KBox::try_pin_init(FenceCbRegistration::new(f.fence(), Count(n.clone())), GFP_KERNEL)?;
+        let mut reg = KBox::try_pin_init(
+            FenceCbRegistration::new(f.fence(), Count(n.clone())),
+            GFP_KERNEL,
+        )?;
         let _ = f.signal(Ok(()));
         assert_eq!(n.load(Relaxed), 1);
         // Removing after it ran finds nothing to remove.
@@ -195,7 +206,10 @@ mod mirror {
         let ctx = ctx()?;
         let f = fence(&ctx)?;
         let consumer = f.fence();
-        assert_eq!(consumer.wait_timeout(false, Delta::from_millis(2)), Err(ETIMEDOUT));
+        assert_eq!(
+            consumer.wait_timeout(false, Delta::from_millis(2)),
+            Err(ETIMEDOUT)
+        );
         // Signal from a work item while we wait.
         let done = spawn(move || {
             fsleep(Delta::from_millis(10));
@@ -241,8 +255,10 @@ mod mirror {
             })?;
             for (i, c) in consumers.iter().enumerate() {
                 let n = counter()?;
-                match KBox::try_pin_init(FenceCbRegistration::new(c.clone(), Count(n.clone())), GFP_KERNEL)
-                {
+                match KBox::try_pin_init(
+                    FenceCbRegistration::new(c.clone(), Count(n.clone())),
+                    GFP_KERNEL,
+                ) {
                     Ok(mut reg) => {
                         if pass == 1 && i % 8 == 0 {
                             fsleep(Delta::from_micros(10));
@@ -346,7 +362,8 @@ mod ext {
         let other_consumer = other.fence();
         let slot = Arc::pin_init(new_spinlock!(None), GFP_KERNEL)?;
         let cb = HandOver(other, slot.clone());
-        let back = match KBox::try_pin_init(FenceCbRegistration::new(Fence::stub(), cb), GFP_KERNEL) {
+        let back = match KBox::try_pin_init(FenceCbRegistration::new(Fence::stub(), cb), GFP_KERNEL)
+        {
             Err(CallbackError::AlreadySignaled(cb)) => cb,
             _ => panic!("registration on the stub fence did not fail"),
         };
@@ -369,7 +386,10 @@ mod ext {
     #[test]
     fn xarray_round_trip() -> Result {
         let ctx = ctx()?;
-        let xa = KBox::pin_init(XArray::<DriverFence<u32>>::new(AllocKind::Alloc), GFP_KERNEL)?;
+        let xa = KBox::pin_init(
+            XArray::<DriverFence<u32>>::new(AllocKind::Alloc),
+            GFP_KERNEL,
+        )?;
         let mut consumers = KVec::new();
         for i in 0..8u32 {
             let f = ctx.new_fence(DriverFenceAllocation::new(i * 10, GFP_KERNEL)?);
@@ -445,7 +465,10 @@ mod ext {
         assert_eq!(c_fence.status(), Some(Ok(())));
         let n = counter()?;
         assert!(matches!(
-            KBox::try_pin_init(FenceCbRegistration::new(c_fence.clone(), Count(n)), GFP_KERNEL),
+            KBox::try_pin_init(
+                FenceCbRegistration::new(c_fence.clone(), Count(n)),
+                GFP_KERNEL
+            ),
             Err(CallbackError::AlreadySignaled(_))
         ));
         c_fence.wait(false)?;
@@ -587,7 +610,8 @@ mod ext {
     #[test]
     fn unused_allocation_drops_data() -> Result {
         static DROPS: Atomic<u32> = Atomic::new(0);
-        let a = DriverFenceAllocation::new(RcuBox::new(DropCounter(&DROPS), GFP_KERNEL)?, GFP_KERNEL)?;
+        let a =
+            DriverFenceAllocation::new(RcuBox::new(DropCounter(&DROPS), GFP_KERNEL)?, GFP_KERNEL)?;
         drop(a);
         rcu::rcu_barrier();
         assert_eq!(DROPS.load(Relaxed), 1);

@@ -253,4 +253,9 @@ mod tests {
         assert_eq!(DROPS.load(Relaxed), 1);
         Ok(())
     }
+
+    #[test]
+    fn lockdep_still_enabled() {
+        assert!(crate::dma_buf::kunit_support::lockdep_enabled());
+    }
 }
