@@ -34,7 +34,9 @@ use core::{
 /// always with the fence's spinlock held and interrupts disabled, and inside that thread's
 /// fence signalling critical section. It must not sleep, allocate with reclaim, or touch the
 /// fence's lock (for example by registering a callback on the same fence). Dropping the
-/// callback state there must be just as safe.
+/// callback state there must be just as safe. Any lock it takes must be taken with interrupts
+/// disabled everywhere (for example a [`SpinLockIrq`](crate::sync::SpinLockIrq)), because
+/// fences are signalled from interrupt handlers.
 ///
 /// It must not signal another fence directly either: the inline locks of all fences share one
 /// lockdep class, so signalling from a callback nests two of them and lockdep reports possible

@@ -314,14 +314,14 @@ mod ext {
                 Relaxed, //
             },
             new_mutex,
-            new_spinlock,
+            new_spinlock_irq,
             rcu::{
                 self,
                 RcuBox, //
             },
             Arc,
             Mutex,
-            SpinLock, //
+            SpinLockIrq, //
         },
         xarray::{
             AllocKind,
@@ -347,7 +347,7 @@ mod ext {
     ///
     /// It must not signal the fence itself: callbacks run under the signalled fence's lock, and
     /// signalling another fence there nests two fence locks of the same lockdep class.
-    struct HandOver(DriverFence<u32>, Arc<SpinLock<Option<DriverFence<u32>>>>);
+    struct HandOver(DriverFence<u32>, Arc<SpinLockIrq<Option<DriverFence<u32>>>>);
 
     impl FenceCb for HandOver {
         fn called(self) {
@@ -360,7 +360,8 @@ mod ext {
         let ctx = ctx()?;
         let other = ctx.new_fence(DriverFenceAllocation::new(7u32, GFP_KERNEL)?);
         let other_consumer = other.fence();
-        let slot = Arc::pin_init(new_spinlock!(None), GFP_KERNEL)?;
+        // Fence callbacks may run in hard interrupt context: locks they take must be irq-safe.
+        let slot = Arc::pin_init(new_spinlock_irq!(None), GFP_KERNEL)?;
         let cb = HandOver(other, slot.clone());
         let back = match KBox::try_pin_init(FenceCbRegistration::new(Fence::stub(), cb), GFP_KERNEL)
         {
