@@ -121,7 +121,7 @@ impl MockHw {
     fn new(mode: Mode, slots: usize) -> Result<Arc<Self>> {
         let mut ring = KVec::with_capacity(slots, GFP_KERNEL)?;
         ring.resize(slots, Slot::default(), GFP_KERNEL)?;
-        Ok(Arc::pin_init(
+        Arc::pin_init(
             pin_init!(Self {
                 // SAFETY: `hrtimer_setup` initialises the timer in place.
                 timer <- Opaque::ffi_init(|t: *mut bindings::hrtimer| unsafe {
@@ -149,7 +149,7 @@ impl MockHw {
                 timeouts: Atomic::new(0),
             }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     fn attach(&self, q: Arc<JobQueue<MockBackend>>) {
@@ -227,6 +227,10 @@ impl MockHw {
     }
 
     /// The completion interrupt.
+    ///
+    /// # Safety
+    ///
+    /// Only called by the hrtimer core, for the `timer` of a live `MockHw`.
     unsafe extern "C" fn irq(t: *mut bindings::hrtimer) -> bindings::hrtimer_restart {
         let t = Opaque::cast_from(t);
         // SAFETY: The timer is the `timer` field of a live `MockHw` (it is cancelled on drop).
@@ -494,7 +498,7 @@ mod scenarios {
         let q1 = Rig::new(Mode::Manual, 4, 5000)?;
         let q2 = Rig::new(Mode::Manual, 4, 5000)?;
         let a = q1.job(1)?.submit();
-        let b = q2.submit_deps(1, &[a.clone()])?;
+        let b = q2.submit_deps(1, core::slice::from_ref(&a))?;
         assert!(q1.hw.wait_running(1, 5000));
         // B must not start while A is unsignalled.
         assert!(!q2.hw.wait_running(1, 20));
