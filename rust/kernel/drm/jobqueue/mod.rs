@@ -270,6 +270,11 @@ struct Inner<D: JobQueueDriver> {
     signal_lock: SpinLockIrq<()>,
     #[pin]
     reservations: Mutex<Reservations>,
+    /// Whether work items may still be queued. Closed (under this lock) by [`JobQueue`]'s
+    /// drop before it cancels them, so that no work item is queued afterwards and none can
+    /// end up dropping the last reference to the queue (and its workqueue) from inside it.
+    #[pin]
+    work_open: SpinLockIrq<bool>,
     #[pin]
     pending: XArray<Pin<KBox<JobNode<D>>>>,
     #[pin]
@@ -316,17 +321,24 @@ enum Drain {
 impl<D: JobQueueDriver> Inner<D> {
     /// Queues the run work. Callable from any context, including hard interrupts.
     fn kick(self: ArcBorrow<'_, Self>) {
-        let arc: Arc<Self> = self.into();
-        // If it is already queued, the clone is dropped again; that is fine.
-        let _ = self.wq.enqueue::<Arc<Self>, 0>(arc);
+        let open = self.work_open.lock();
+        if *open {
+            let arc: Arc<Self> = self.into();
+            // If it is already queued, the clone is dropped again (not the last reference:
+            // `self` is borrowed from another one).
+            let _ = self.wq.enqueue::<Arc<Self>, 0>(arc);
+        }
     }
 
     fn arm_timeout(self: ArcBorrow<'_, Self>, after: Delta) {
         let ms = after.as_millis_ceil().clamp(1, i64::from(u32::MAX)) as u32;
-        let arc: Arc<Self> = self.into();
-        let _ = self
-            .wq
-            .enqueue_delayed::<Arc<Self>, 1>(arc, msecs_to_jiffies(ms));
+        let open = self.work_open.lock();
+        if *open {
+            let arc: Arc<Self> = self.into();
+            let _ = self
+                .wq
+                .enqueue_delayed::<Arc<Self>, 1>(arc, msecs_to_jiffies(ms));
+        }
     }
 
     /// Signals in-flight jobs from the front, in seqno order, as `decide` says.
@@ -346,8 +358,10 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
                 let mut xa = self.inflight.lock();
                 let Some(entry) = xa.get(idx as usize) else {
-                    // Cannot happen: every seqno in `[oldest, next_to_run)` is stored.
-                    break;
+                    // A hole (a job whose fence was already signalled on an error path):
+                    // nothing to signal.
+                    st.oldest = idx + 1;
+                    continue;
                 };
                 let skipped = entry.skipped.load(Relaxed);
                 let skipped = (skipped != 0).then(|| Error::from_errno(skipped));
@@ -458,7 +472,12 @@ impl<D: JobQueueDriver> Inner<D> {
             }
             let mut pending = self.pending.lock();
             let Some(node) = pending.get_mut(head as usize) else {
-                return;
+                // A hole (see `PreparedJob::submit`): skip it.
+                st.next_to_run = head + 1;
+                if st.oldest == head {
+                    st.oldest = head + 1;
+                }
+                continue;
             };
             if !self.poll_deps(node) {
                 return;
@@ -597,7 +616,9 @@ impl<D: JobQueueDriver> Inner<D> {
                     break;
                 }
                 let Some(fence) = self.inflight.lock().remove(idx as usize) else {
-                    break;
+                    // A hole: nothing to signal.
+                    st.oldest = idx + 1;
+                    continue;
                 };
                 let skipped = fence.data().skipped.load(Relaxed);
                 let res = if skipped != 0 {
@@ -623,10 +644,12 @@ impl<D: JobQueueDriver> Inner<D> {
                 if idx >= st.next_seqno {
                     break;
                 }
-                let Some(node) = self.pending.lock().remove(idx as usize) else {
-                    break;
-                };
                 st.next_to_run = idx + 1;
+                st.oldest = idx + 1;
+                let Some(node) = self.pending.lock().remove(idx as usize) else {
+                    // A hole: a job submitted after the queue died, already signalled.
+                    continue;
+                };
                 st.oldest = idx + 1;
                 st.stats.pending -= 1;
                 st.stats.count(Err(ECANCELED));
@@ -696,6 +719,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 }),
                 signal_lock <- new_spinlock_irq!(()),
                 reservations <- new_mutex!(Reservations { end: 1 }),
+                work_open <- new_spinlock_irq!(true),
                 pending <- XArray::new_irq_safe(AllocKind::Alloc),
                 inflight <- XArray::new_irq_safe(AllocKind::Alloc),
                 run_work <- new_work!("JobQueue::run_work"),
@@ -811,8 +835,10 @@ impl<D: JobQueueDriver> JobQueue<D> {
 impl<D: JobQueueDriver> Drop for JobQueue<D> {
     fn drop(&mut self) {
         self.inner.kill(None);
-        // No dependency callback is registered any more, so nothing queues the run work from
-        // now on; wait for work items that are queued or running.
+        // From now on nothing queues the work items (late completions, dependency callbacks
+        // and submissions of prepared jobs included); then wait for the queued or running
+        // ones.
+        *self.inner.work_open.lock() = false;
         DelayedWork::<Inner<D>, 1>::cancel_sync(&self.inner);
         Work::<Inner<D>, 0>::cancel_sync(&self.inner);
     }
@@ -890,9 +916,9 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         st.next_seqno = seqno + 1;
         st.stats.submitted += 1;
         if st.dead {
+            // Leave `oldest`/`next_to_run` alone: `kill` may still be flushing older jobs.
+            // This seqno stays a hole that `kill`, `run_ready` and `drain` skip.
             st.stats.count(Err(ENODEV));
-            st.oldest = st.next_seqno;
-            st.next_to_run = st.next_seqno;
             drop(st);
             let _ = fence.signal(Err(ENODEV));
             return done;
@@ -909,8 +935,6 @@ impl<D: JobQueueDriver> PreparedJob<D> {
                 // Cannot happen: the slot was reserved at prepare. Never lose a fence.
                 crate::warn_on!(true);
                 st.stats.count(Err(ENOMEM));
-                st.next_to_run = st.next_seqno;
-                st.oldest = st.next_seqno;
                 drop(st);
                 // SAFETY: Not registered anywhere; we do not move `cb`.
                 let n = unsafe { e.value.as_mut().get_unchecked_mut() };
