@@ -694,6 +694,63 @@ mod scenarios {
         Ok(())
     }
 
+    /// Teardown racing with submitters and with completions from the interrupt.
+    #[test]
+    fn kill_races_submit_and_irq() -> Result {
+        const THREADS: usize = 3;
+        const PER: usize = 300;
+        static REFUSED: Atomic<u32> = Atomic::new(0);
+        let rig = Rig::new(Mode::Timed(3_000), 8, 5000)?;
+        let results = Arc::pin_init(new_mutex!(KVec::<ARef<Fence>>::new()), GFP_KERNEL)?;
+        let mut dones = KVec::new();
+        for _ in 0..THREADS {
+            let q = rig.q.clone();
+            let results = results.clone();
+            let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
+            let d = done.clone();
+            crate::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                for i in 0..PER {
+                    match q.prepare(MockJob::new(1 + (i % 2) as u32), 1 + (i % 2) as u32) {
+                        Ok(p) => {
+                            let f = p.submit();
+                            let _ = results.lock().push(f, GFP_KERNEL);
+                        }
+                        Err(e) if e == ENODEV => {
+                            REFUSED.fetch_add(1, Relaxed);
+                        }
+                        Err(_) => {}
+                    }
+                    if i % 25 == 0 {
+                        fsleep(Delta::from_micros(30));
+                    }
+                }
+                d.complete_all();
+            })?;
+            dones.push(done, GFP_KERNEL)?;
+        }
+        fsleep(Delta::from_millis(3));
+        rig.q.kill();
+        for d in dones.iter() {
+            d.wait_for_completion();
+        }
+        let all = results.lock();
+        for f in all.iter() {
+            // Everything signalled: done before the kill, or cancelled / refused by it.
+            let st = f.status().ok_or(EINVAL)?;
+            assert!(st.is_ok() || st == Err(ECANCELED) || st == Err(ENODEV));
+        }
+        let s = rig.q.stats();
+        assert_eq!(s.submitted, all.len() as u64);
+        assert_eq!((s.in_flight, s.pending, s.credits_in_use), (0, 0, 0));
+        rig.check_balance();
+        assert_eq!(
+            all.len() as u64 + u64::from(REFUSED.load(Relaxed)),
+            (THREADS * PER) as u64
+        );
+        assert_eq!(rig.hw.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
     /// Timeout: the driver says the job is still progressing.
     #[test]
     fn timeout_progressing() -> Result {
