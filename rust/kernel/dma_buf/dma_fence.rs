@@ -289,8 +289,9 @@ pub struct DriverFenceAllocation<T> {
 
 // SAFETY: The allocation owns a `T` and nothing else that is tied to a thread.
 unsafe impl<T: Send> Send for DriverFenceAllocation<T> {}
-// SAFETY: `&DriverFenceAllocation` gives access to nothing.
-unsafe impl<T> Sync for DriverFenceAllocation<T> {}
+// SAFETY: `&DriverFenceAllocation` only gives `&T` (through `data`), which is fine to share when
+// `T: Sync`.
+unsafe impl<T: Sync> Sync for DriverFenceAllocation<T> {}
 
 impl<T: DriverFenceAllowedData> DriverFenceAllocation<T> {
     /// Allocates the memory for a fence and moves `data` into it.

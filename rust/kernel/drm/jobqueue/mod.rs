@@ -197,8 +197,6 @@ struct JobNode<D: JobQueueDriver> {
 // SAFETY: A `JobNode` is only accessed under the queue's locks; the raw `queue` pointer refers
 // to a `Sync` queue and the driver job is `Send`.
 unsafe impl<D: JobQueueDriver> Send for JobNode<D> {}
-// SAFETY: See above; shared access only reads plain data.
-unsafe impl<D: JobQueueDriver> Sync for JobNode<D> {}
 
 /// Mutable queue state, protected by `Inner::state`.
 ///
@@ -379,7 +377,12 @@ impl<D: JobQueueDriver> Inner<D> {
                     st.credits_in_use -= credits;
                 }
                 st.stats.in_flight -= 1;
-                st.stats.count(res);
+                if skipped.is_some() {
+                    // Not run because a dependency failed, whatever the errno.
+                    st.stats.errored += 1;
+                } else {
+                    st.stats.count(res);
+                }
                 (fence, res)
             };
             // Outside the state lock: callbacks on the fence may do anything that is allowed
@@ -460,8 +463,9 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// The run work: starts pending jobs in order while dependencies and credits allow.
     fn run_ready(self: Arc<Self>) {
-        let _section = SignallingSection::begin();
         loop {
+            // Per job, so that dropping a job that was not run (and its node) happens outside.
+            let section = SignallingSection::begin();
             let mut st = self.state.lock();
             if st.dead {
                 return;
@@ -514,37 +518,46 @@ impl<D: JobQueueDriver> Inner<D> {
             st.stats.in_flight += 1;
             let stored = self.inflight.lock().store(head as usize, fence, GFP_NOWAIT);
             if let Err(e) = stored {
-                // Cannot happen: the slot was reserved at prepare. Never lose a fence.
+                // Cannot happen: the slot was reserved at prepare. Never lose a fence (this
+                // leaves a hole, which the other paths skip).
                 crate::warn_on!(true);
+                if skip.is_none() {
+                    st.credits_in_use -= n.credits;
+                }
                 st.stats.in_flight -= 1;
-                st.stats.count(Err(ENOMEM));
+                st.stats.errored += 1;
                 drop(st);
                 let _ = e.value.signal(Err(ENOMEM));
                 continue;
             }
             let job = n.job.take();
             drop(st);
-            match (skip, job) {
+            let not_run = match (skip, job) {
                 (None, Some(job)) => {
                     self.driver.run(job, head, &done);
                     self.as_arc_borrow().arm_timeout(self.timeout);
+                    None
                 }
-                _ => {
+                (_, job) => {
                     // Not run: its fence signals with the dependency error, in order.
                     self.drain(|_, skipped| match skipped {
                         Some(e) => Drain::Signal(Err(e)),
                         None => Drain::Stop,
                     });
+                    job
                 }
-            }
-            // Dropping the node puts its dependency references.
+            };
+            drop(section);
+            // Dropping the node puts its dependency references; dropping a job that did not
+            // run may do whatever the driver's job does on drop.
+            drop(not_run);
             drop(node);
         }
     }
 
     /// The timeout work.
     fn handle_timeout(self: Arc<Self>) {
-        let _section = SignallingSection::begin();
+        let section = SignallingSection::begin();
         let now = Instant::<Monotonic>::now().as_nanos();
         let (seqno, left) = {
             let st = self.state.lock();
@@ -594,7 +607,11 @@ impl<D: JobQueueDriver> Inner<D> {
                 });
                 self.as_arc_borrow().kick();
             }
-            TimeoutAction::Dead => self.kill(Some(seqno)),
+            TimeoutAction::Dead => {
+                // `kill` has its own section, and drops the cancelled jobs outside of it.
+                drop(section);
+                self.kill(Some(seqno));
+            }
         }
     }
 
@@ -603,42 +620,51 @@ impl<D: JobQueueDriver> Inner<D> {
     /// Never waits for the hardware. Does not cancel the queue's work items (it may run in
     /// one); [`JobQueue`]'s drop does that.
     fn kill(&self, timed_out: Option<u64>) {
-        self.state.lock().dead = true;
-        let _section = SignallingSection::begin();
-        // Hold the signalling order lock across both phases: in-flight fences first, then the
-        // pending ones, all in seqno order, with no completion interleaving.
-        let _order = self.signal_lock.lock();
-        loop {
-            let (fence, res) = {
+        // The pending jobs whose fences this call signals; their nodes are dropped at the
+        // end, outside the locks and the signalling section (dropping a driver job may sleep).
+        let (first_pending, end) = {
+            let _section = SignallingSection::begin();
+            // Hold the signalling order lock across both phases: in-flight fences first, then
+            // the pending ones, all in seqno order, with no completion interleaving. Submits
+            // take it too, so none signals a later fence (with `-ENODEV`) before we are done.
+            let _order = self.signal_lock.lock();
+            let (first_pending, end) = {
                 let mut st = self.state.lock();
-                let idx = st.oldest;
-                if idx >= st.next_to_run {
-                    break;
-                }
-                let Some(fence) = self.inflight.lock().remove(idx as usize) else {
-                    // A hole: nothing to signal.
-                    st.oldest = idx + 1;
-                    continue;
-                };
-                let skipped = fence.data().skipped.load(Relaxed);
-                let res = if skipped != 0 {
-                    Err(Error::from_errno(skipped))
-                } else if Some(idx) == timed_out {
-                    st.credits_in_use -= fence.data().credits;
-                    Err(ETIMEDOUT)
-                } else {
-                    st.credits_in_use -= fence.data().credits;
-                    Err(ECANCELED)
-                };
-                st.oldest = idx + 1;
-                st.stats.in_flight -= 1;
-                st.stats.count(res);
-                (fence, res)
+                st.dead = true;
+                (st.next_to_run, st.next_seqno)
             };
-            let _ = fence.signal(res);
-        }
-        loop {
-            let mut node = {
+            loop {
+                let (fence, res) = {
+                    let mut st = self.state.lock();
+                    let idx = st.oldest;
+                    if idx >= st.next_to_run {
+                        break;
+                    }
+                    st.oldest = idx + 1;
+                    let Some(fence) = self.inflight.lock().remove(idx as usize) else {
+                        // A hole: nothing to signal.
+                        continue;
+                    };
+                    let skipped = fence.data().skipped.load(Relaxed);
+                    let res = if skipped != 0 {
+                        st.stats.errored += 1;
+                        Err(Error::from_errno(skipped))
+                    } else {
+                        st.credits_in_use -= fence.data().credits;
+                        let res = if Some(idx) == timed_out {
+                            Err(ETIMEDOUT)
+                        } else {
+                            Err(ECANCELED)
+                        };
+                        st.stats.count(res);
+                        res
+                    };
+                    st.stats.in_flight -= 1;
+                    (fence, res)
+                };
+                let _ = fence.signal(res);
+            }
+            loop {
                 let mut st = self.state.lock();
                 let idx = st.next_to_run;
                 if idx >= st.next_seqno {
@@ -646,29 +672,38 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
                 st.next_to_run = idx + 1;
                 st.oldest = idx + 1;
-                let Some(node) = self.pending.lock().remove(idx as usize) else {
+                let mut pending = self.pending.lock();
+                let Some(mut node) = pending.get_mut(idx as usize) else {
                     // A hole: a job submitted after the queue died, already signalled.
                     continue;
                 };
-                st.oldest = idx + 1;
+                // SAFETY: We do not move out of the pinned node.
+                let n = unsafe { node.as_mut().get_unchecked_mut() };
+                let fence = n.fence.take();
+                let armed = n
+                    .cb_armed
+                    .then(|| (n.deps[n.next_dep].as_raw(), n.cb.get()));
+                n.cb_armed = false;
                 st.stats.pending -= 1;
                 st.stats.count(Err(ECANCELED));
-                node
-            };
-            // SAFETY: The node left the pending set; we do not move `cb`.
-            let n = unsafe { node.as_mut().get_unchecked_mut() };
-            if n.cb_armed {
-                // Synchronises with a concurrently running callback (it only kicks the work,
-                // which finds the queue dead).
-                // SAFETY: `cb` is registered on `deps[next_dep]`, which is alive.
-                unsafe {
-                    bindings::dma_fence_remove_callback(n.deps[n.next_dep].as_raw(), n.cb.get())
-                };
-                n.cb_armed = false;
+                drop(pending);
+                drop(st);
+                if let Some((dep, cb)) = armed {
+                    // Synchronises with a concurrently running callback (it only kicks the
+                    // work, which finds the queue dead).
+                    // SAFETY: `cb` is registered on `dep`, which the node keeps alive; the
+                    // node stays in the pending set (and in place) until after this call.
+                    unsafe { bindings::dma_fence_remove_callback(dep, cb) };
+                }
+                if let Some(fence) = fence {
+                    let _ = fence.signal(Err(ECANCELED));
+                }
             }
-            if let Some(fence) = n.fence.take() {
-                let _ = fence.signal(Err(ECANCELED));
-            }
+            (first_pending, end)
+        };
+        // Outside the signalling section: drop the cancelled jobs.
+        for idx in first_pending..end {
+            let node = self.pending.lock().remove(idx as usize);
             drop(node);
         }
     }
@@ -787,7 +822,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// outcome of job `seqno` itself (the earlier ones succeeded).
     ///
     /// Signals their done fences in order, returns their credits and starts waiting jobs.
-    /// Callable from any context, including hard interrupt handlers. Reports for jobs that
+    /// Callable from any context, including hard interrupt handlers, but not from a dma-fence
+    /// callback (it signals fences itself, and fence locks nest badly). Reports for jobs that
     /// were already signalled (after a reset, a timeout or teardown) are ignored.
     pub fn complete(&self, seqno: u64, result: Result) {
         let signalled = self.inner.drain(|idx, skipped| match skipped {
@@ -907,6 +943,9 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             return Fence::stub();
         };
 
+        // The signalling order lock first (as everywhere): if the queue died, `kill` has
+        // signalled every older fence before we signal this one.
+        let order = queue.signal_lock.lock();
         let mut st = queue.state.lock();
         // Creating the fence under the lock makes seqno order the submission order. It takes
         // the seqno `st.next_seqno`, whose slots were reserved at prepare.
@@ -921,6 +960,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             st.stats.count(Err(ENODEV));
             drop(st);
             let _ = fence.signal(Err(ENODEV));
+            drop(order);
             return done;
         }
         n.fence = Some(fence);
@@ -929,6 +969,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             Ok(_) => {
                 st.stats.pending += 1;
                 drop(st);
+                drop(order);
                 queue.as_arc_borrow().kick();
             }
             Err(mut e) => {
@@ -936,6 +977,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
                 crate::warn_on!(true);
                 st.stats.count(Err(ENOMEM));
                 drop(st);
+                drop(order);
                 // SAFETY: Not registered anywhere; we do not move `cb`.
                 let n = unsafe { e.value.as_mut().get_unchecked_mut() };
                 if let Some(f) = n.fence.take() {
