@@ -21,6 +21,8 @@
 
 mod dma_fence;
 mod fence_cb;
+#[cfg(CONFIG_SYNC_FILE)]
+pub mod sync_file;
 
 pub use self::dma_fence::{
     signalling,

@@ -608,6 +608,50 @@ mod ext {
         Ok(())
     }
 
+    #[cfg(CONFIG_SYNC_FILE)]
+    #[test]
+    fn sync_file_round_trip() -> Result {
+        use crate::{
+            dma_buf::sync_file::{
+                import_sync_file,
+                SyncFile, //
+            },
+            fs::file::FileDescriptorReservation,
+        };
+        let ctx = ctx()?;
+        let f = fence(&ctx)?;
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        let n = fd.reserved_fd();
+        SyncFile::new(f.as_fence())?.install(fd);
+        let back = import_sync_file(n as i32)?;
+        // The same fence, not a copy.
+        assert_eq!(back.as_raw(), f.as_fence().as_raw());
+        assert_eq!(back.status(), None);
+        let _ = f.signal(Err(EIO));
+        assert_eq!(back.status(), Some(Err(EIO)));
+        // The fence outlives the fd and vice versa.
+        // SAFETY: `n` is our own descriptor.
+        assert_eq!(unsafe { bindings::close_fd(n) }, 0);
+        assert_eq!(back.status(), Some(Err(EIO)));
+        // A foreign C fence exports too.
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        let n = fd.reserved_fd();
+        SyncFile::new(&Fence::stub())?.install(fd);
+        assert!(import_sync_file(n as i32)?.is_signaled());
+        // SAFETY: `n` is our own descriptor.
+        assert_eq!(unsafe { bindings::close_fd(n) }, 0);
+        Ok(())
+    }
+
+    #[cfg(CONFIG_SYNC_FILE)]
+    #[test]
+    fn sync_file_import_rejects_bad_fds() -> Result {
+        use crate::dma_buf::sync_file::import_sync_file;
+        assert_eq!(import_sync_file(-1).err(), Some(EINVAL));
+        assert_eq!(import_sync_file(1 << 20).err(), Some(EINVAL));
+        Ok(())
+    }
+
     #[test]
     fn unused_allocation_drops_data() -> Result {
         static DROPS: Atomic<u32> = Atomic::new(0);
