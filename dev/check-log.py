@@ -25,6 +25,7 @@ SPLAT = re.compile(
     r"turning off the locking correctness validator")
 MARK = re.compile(r"jq-expect-splat: (begin|end) (\S+)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
+SUITE_END = re.compile(r"^(not )?ok \d+ \S")
 
 
 def walk(group, suites):
@@ -65,6 +66,10 @@ def main():
             m = SUBTEST.match(line)
             if m and m.group(1) not in ("", "main"):
                 current = m.group(1)
+            elif SUITE_END.match(line):
+                # A suite finished; what follows until the next one (or after the
+                # last one: the kmemleak scan of --kasan) is not a suite's.
+                current = "(after tests)"
             m = MARK.search(line)
             if m:
                 what, tag = m.groups()
@@ -85,7 +90,7 @@ def main():
     for t in open_marks:
         unexpected.append((current, 0, f"declared splat '{t}' never ended"))
 
-    ours = lambda s: s in expected or s == "(boot)"
+    ours = lambda s: s in expected or s in ("(boot)", "(after tests)")
     print("\n== Project suites ==")
     passed = failed = skipped = 0
     for s in expected:

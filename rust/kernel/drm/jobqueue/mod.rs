@@ -76,8 +76,6 @@ use crate::{
             Atomic,
             Relaxed, //
         },
-        new_mutex,
-        new_spinlock_irq,
         Arc,
         ArcBorrow,
         Mutex,
@@ -94,8 +92,6 @@ use crate::{
         self,
         impl_has_delayed_work,
         impl_has_work,
-        new_delayed_work,
-        new_work,
         DelayedWork,
         OwnedQueue,
         Work,
@@ -114,6 +110,45 @@ use core::{
 
 #[cfg(CONFIG_DRM_JOBQUEUE_KUNIT_TEST)]
 mod tests;
+
+/// Lockdep classes of the queue's locks and work items.
+///
+/// Defined in non-generic functions, so that all `JobQueue<D>` instantiations share them: a
+/// `static` in a generic function is shared, but the name string paired with it in a
+/// `new_spinlock!`-style macro is emitted per instantiation, and lockdep warns when one class
+/// key comes with two different names.
+mod classes {
+    use crate::sync::LockClassKey;
+    use core::pin::Pin;
+
+    pub(super) fn state() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn signal() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn reservations() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn work_open() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn run_work() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn timeout_work() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+
+    pub(super) fn timeout_timer() -> Pin<&'static LockClassKey> {
+        crate::static_lock_class!()
+    }
+}
 
 /// What the driver decided about a job that exceeded the queue's timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,6 +251,33 @@ struct State {
 ///
 /// `submitted == completed + errored + timed_out + cancelled + in_flight + pending` always
 /// holds.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::Fence;
+/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+/// use kernel::time::Delta;
+///
+/// struct Ring;
+/// impl JobQueueDriver for Ring {
+///     type Job = ();
+///     fn run(&self, _job: (), _seqno: u64, _done: &Fence) {}
+///     fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+///         TimeoutAction::Dead
+///     }
+/// }
+///
+/// let queue = JobQueue::new(Ring, c"example", c"ring2", 1, Delta::from_millis(500))?;
+/// let first = queue.prepare((), 1)?.submit();
+/// let second = queue.prepare((), 1)?.submit();
+/// queue.kill();
+/// assert_eq!(first.status(), Some(Err(ECANCELED)));
+/// assert_eq!(second.status(), Some(Err(ECANCELED)));
+/// let s = queue.stats();
+/// assert_eq!((s.submitted, s.cancelled, s.in_flight, s.pending), (2, 2, 0, 0));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobQueueStats {
     /// Jobs submitted.
@@ -744,21 +806,30 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 ctx,
                 capacity,
                 timeout,
-                state <- new_spinlock_irq!(State {
+                state <- SpinLockIrq::new(State {
                     dead: false,
                     oldest: 1,
                     next_to_run: 1,
                     next_seqno: 1,
                     credits_in_use: 0,
                     stats: JobQueueStats::default(),
-                }),
-                signal_lock <- new_spinlock_irq!(()),
-                reservations <- new_mutex!(Reservations { end: 1 }),
-                work_open <- new_spinlock_irq!(true),
+                }, c"JobQueue::state", classes::state()),
+                signal_lock <- SpinLockIrq::new((), c"JobQueue::signal_lock", classes::signal()),
+                reservations <- Mutex::new(
+                    Reservations { end: 1 },
+                    c"JobQueue::reservations",
+                    classes::reservations(),
+                ),
+                work_open <- SpinLockIrq::new(true, c"JobQueue::work_open", classes::work_open()),
                 pending <- XArray::new_irq_safe(AllocKind::Alloc),
                 inflight <- XArray::new_irq_safe(AllocKind::Alloc),
-                run_work <- new_work!("JobQueue::run_work"),
-                timeout_work <- new_delayed_work!("JobQueue::timeout_work"),
+                run_work <- Work::new(c"JobQueue::run_work", classes::run_work()),
+                timeout_work <- DelayedWork::new(
+                    c"JobQueue::timeout_work",
+                    classes::timeout_work(),
+                    c"JobQueue::timeout_work_timer",
+                    classes::timeout_timer(),
+                ),
                 wq,
             }),
             GFP_KERNEL,
@@ -883,6 +954,41 @@ impl<D: JobQueueDriver> Drop for JobQueue<D> {
 /// A prepared job: everything allocated, not yet visible to anyone.
 ///
 /// Dropping it instead of submitting gives its reservations back (and may sleep).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{DriverFenceAllocation, Fence, FenceCtx};
+/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+/// use kernel::time::Delta;
+///
+/// struct Ring;
+/// impl JobQueueDriver for Ring {
+///     type Job = ();
+///     fn run(&self, _job: (), _seqno: u64, _done: &Fence) {}
+///     fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+///         TimeoutAction::Dead
+///     }
+/// }
+///
+/// let queue = JobQueue::new(Ring, c"example", c"ring1", 4, Delta::from_millis(500))?;
+/// let other = FenceCtx::new(c"other-driver", c"other-ring")?;
+/// let a = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let b = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+///
+/// let mut job = queue.prepare((), 1)?;
+/// job.add_dependency(a.fence())?;
+/// job.add_dependency(b.fence())?; // Same timeline, later: replaces `a`.
+/// job.add_dependency(Fence::stub())?; // Signalled: dropped.
+/// assert_eq!(job.dependency_count(), 1);
+///
+/// // Changed our mind: nothing was published, nothing leaks.
+/// drop(job);
+/// assert_eq!(queue.stats().submitted, 0);
+/// let _ = a.signal(Ok(()));
+/// let _ = b.signal(Ok(()));
+/// # Ok::<(), Error>(())
+/// ```
 pub struct PreparedJob<D: JobQueueDriver> {
     node: ManuallyDrop<Pin<KBox<JobNode<D>>>>,
     queue: Arc<Inner<D>>,

@@ -16,7 +16,11 @@ use crate::{
         FenceCb,
         FenceCbRegistration, //
     },
-    sync::atomic::Atomic,
+    sync::{
+        atomic::Atomic,
+        new_mutex,
+        new_spinlock_irq, //
+    },
     time::delay::fsleep,
 };
 
