@@ -118,35 +118,40 @@ mod tests;
 /// `new_spinlock!`-style macro is emitted per instantiation, and lockdep warns when one class
 /// key comes with two different names.
 mod classes {
-    use crate::sync::LockClassKey;
+    use crate::{
+        str::CStr,
+        sync::LockClassKey, //
+    };
     use core::pin::Pin;
 
-    pub(super) fn state() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    type Class = (&'static CStr, Pin<&'static LockClassKey>);
+
+    pub(super) fn state() -> Class {
+        (c"JobQueue::state", crate::static_lock_class!())
     }
 
-    pub(super) fn signal() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn signal() -> Class {
+        (c"JobQueue::signal_lock", crate::static_lock_class!())
     }
 
-    pub(super) fn reservations() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn reservations() -> Class {
+        (c"JobQueue::reservations", crate::static_lock_class!())
     }
 
-    pub(super) fn work_open() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn work_open() -> Class {
+        (c"JobQueue::work_open", crate::static_lock_class!())
     }
 
-    pub(super) fn run_work() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn run_work() -> Class {
+        (c"JobQueue::run_work", crate::static_lock_class!())
     }
 
-    pub(super) fn timeout_work() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn timeout_work() -> Class {
+        (c"JobQueue::timeout_work", crate::static_lock_class!())
     }
 
-    pub(super) fn timeout_timer() -> Pin<&'static LockClassKey> {
-        crate::static_lock_class!()
+    pub(super) fn timeout_timer() -> Class {
+        (c"JobQueue::timeout_work_timer", crate::static_lock_class!())
     }
 }
 
@@ -800,36 +805,35 @@ impl<D: JobQueueDriver> JobQueue<D> {
             workqueue::flags::MEM_RECLAIM | workqueue::flags::HIGHPRI | workqueue::flags::UNBOUND,
             1,
         )?;
+        let (state_name, state_key) = classes::state();
+        let (signal_name, signal_key) = classes::signal();
+        let (resv_name, resv_key) = classes::reservations();
+        let (open_name, open_key) = classes::work_open();
+        let (run_name, run_key) = classes::run_work();
+        let (timeout_name, timeout_key) = classes::timeout_work();
+        let (timer_name, timer_key) = classes::timeout_timer();
+        let state = State {
+            dead: false,
+            oldest: 1,
+            next_to_run: 1,
+            next_seqno: 1,
+            credits_in_use: 0,
+            stats: JobQueueStats::default(),
+        };
         let inner = Arc::pin_init(
             pin_init!(Inner {
                 driver,
                 ctx,
                 capacity,
                 timeout,
-                state <- SpinLockIrq::new(State {
-                    dead: false,
-                    oldest: 1,
-                    next_to_run: 1,
-                    next_seqno: 1,
-                    credits_in_use: 0,
-                    stats: JobQueueStats::default(),
-                }, c"JobQueue::state", classes::state()),
-                signal_lock <- SpinLockIrq::new((), c"JobQueue::signal_lock", classes::signal()),
-                reservations <- Mutex::new(
-                    Reservations { end: 1 },
-                    c"JobQueue::reservations",
-                    classes::reservations(),
-                ),
-                work_open <- SpinLockIrq::new(true, c"JobQueue::work_open", classes::work_open()),
+                state <- SpinLockIrq::new(state, state_name, state_key),
+                signal_lock <- SpinLockIrq::new((), signal_name, signal_key),
+                reservations <- Mutex::new(Reservations { end: 1 }, resv_name, resv_key),
+                work_open <- SpinLockIrq::new(true, open_name, open_key),
                 pending <- XArray::new_irq_safe(AllocKind::Alloc),
                 inflight <- XArray::new_irq_safe(AllocKind::Alloc),
-                run_work <- Work::new(c"JobQueue::run_work", classes::run_work()),
-                timeout_work <- DelayedWork::new(
-                    c"JobQueue::timeout_work",
-                    classes::timeout_work(),
-                    c"JobQueue::timeout_work_timer",
-                    classes::timeout_timer(),
-                ),
+                run_work <- Work::new(run_name, run_key),
+                timeout_work <- DelayedWork::new(timeout_name, timeout_key, timer_name, timer_key),
                 wq,
             }),
             GFP_KERNEL,
