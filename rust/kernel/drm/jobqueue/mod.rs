@@ -113,10 +113,11 @@ mod tests;
 
 /// Lockdep classes of the queue's locks and work items.
 ///
-/// Defined in non-generic functions, so that all `JobQueue<D>` instantiations share them: a
-/// `static` in a generic function is shared, but the name string paired with it in a
-/// `new_spinlock!`-style macro is emitted per instantiation, and lockdep warns when one class
-/// key comes with two different names.
+/// Defined in non-generic, non-inlined functions with the names in `static`s, so that all
+/// `JobQueue<D>` instantiations share one key *and one name pointer* per lock: a
+/// `new_spinlock!`-style literal may be emitted once per instantiation or codegen unit (KASAN
+/// builds do not merge constants), and lockdep warns when one class key comes with two
+/// different name pointers.
 mod classes {
     use crate::{
         str::CStr,
@@ -126,32 +127,53 @@ mod classes {
 
     type Class = (&'static CStr, Pin<&'static LockClassKey>);
 
+    static STATE: &CStr = c"JobQueue::state";
+
+    #[inline(never)]
     pub(super) fn state() -> Class {
-        (c"JobQueue::state", crate::static_lock_class!())
+        (STATE, crate::static_lock_class!())
     }
 
+    static SIGNAL: &CStr = c"JobQueue::signal_lock";
+
+    #[inline(never)]
     pub(super) fn signal() -> Class {
-        (c"JobQueue::signal_lock", crate::static_lock_class!())
+        (SIGNAL, crate::static_lock_class!())
     }
 
+    static RESERVATIONS: &CStr = c"JobQueue::reservations";
+
+    #[inline(never)]
     pub(super) fn reservations() -> Class {
-        (c"JobQueue::reservations", crate::static_lock_class!())
+        (RESERVATIONS, crate::static_lock_class!())
     }
 
+    static WORK_OPEN: &CStr = c"JobQueue::work_open";
+
+    #[inline(never)]
     pub(super) fn work_open() -> Class {
-        (c"JobQueue::work_open", crate::static_lock_class!())
+        (WORK_OPEN, crate::static_lock_class!())
     }
 
+    static RUN_WORK: &CStr = c"JobQueue::run_work";
+
+    #[inline(never)]
     pub(super) fn run_work() -> Class {
-        (c"JobQueue::run_work", crate::static_lock_class!())
+        (RUN_WORK, crate::static_lock_class!())
     }
 
+    static TIMEOUT_WORK: &CStr = c"JobQueue::timeout_work";
+
+    #[inline(never)]
     pub(super) fn timeout_work() -> Class {
-        (c"JobQueue::timeout_work", crate::static_lock_class!())
+        (TIMEOUT_WORK, crate::static_lock_class!())
     }
 
+    static TIMEOUT_TIMER: &CStr = c"JobQueue::timeout_work_timer";
+
+    #[inline(never)]
     pub(super) fn timeout_timer() -> Class {
-        (c"JobQueue::timeout_work_timer", crate::static_lock_class!())
+        (TIMEOUT_TIMER, crate::static_lock_class!())
     }
 }
 
