@@ -72,6 +72,15 @@ impl SyncFile {
 /// Returns the fence of the sync_file that `fd` refers to in the current task.
 ///
 /// Fails with `EINVAL` if `fd` is not an open sync_file.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::sync_file::import_sync_file;
+///
+/// // What a driver does with a bad in-fence fd from userspace.
+/// assert_eq!(import_sync_file(-1).err(), Some(EINVAL));
+/// ```
 pub fn import_sync_file(fd: i32) -> Result<ARef<Fence>> {
     // SAFETY: Any integer may be passed; the C code looks it up in the current task.
     let f = unsafe { bindings::sync_file_get_fence(fd) };
