@@ -231,14 +231,31 @@ struct JobMeta {
 // SAFETY: `JobMeta` has no drop glue: dropping it does nothing, in any context.
 unsafe impl DriverFenceAllowedData for JobMeta {}
 
+/// The part of a [`JobNode`] that the dependency callback uses.
+#[repr(C)]
+struct DepWait<D: JobQueueDriver> {
+    /// First, so that the callback finds the rest from the `dma_fence_cb` pointer.
+    cb: bindings::dma_fence_cb,
+    /// The queue; valid while `cb` may be registered (teardown removes it first).
+    queue: *const Inner<D>,
+}
+
+impl<D: JobQueueDriver> JobNode<D> {
+    /// Returns the `dma_fence_cb` to register.
+    fn cb(&self) -> *mut bindings::dma_fence_cb {
+        // SAFETY: `wait` is a valid `DepWait`; this only computes a field address.
+        unsafe { &raw mut (*self.wait.get()).cb }
+    }
+}
+
 /// A job from prepare until it leaves the pending set.
 #[pin_data]
 struct JobNode<D: JobQueueDriver> {
-    /// The dependency callback; registered on at most one dependency at a time.
+    /// The dependency callback; registered on at most one dependency at a time. Inside an
+    /// [`Opaque`]: the C fence code and the callback use it while the queue holds `&mut` to
+    /// the node.
     #[pin]
-    cb: Opaque<bindings::dma_fence_cb>,
-    /// The queue; valid while `cb` may be registered (teardown removes it).
-    queue: *const Inner<D>,
+    wait: Opaque<DepWait<D>>,
     /// The driver's job, until it runs.
     job: Option<D::Job>,
     /// Memory for the done fence, until submit.
@@ -489,7 +506,7 @@ impl<D: JobQueueDriver> Inner<D> {
     fn poll_deps(&self, mut node: Pin<&mut JobNode<D>>) -> bool {
         // SAFETY: We do not move out of the pinned node; only `cb` is pinned, and it stays put.
         let node = unsafe { node.as_mut().get_unchecked_mut() };
-        let cb = node.cb.get();
+        let cb = node.cb();
         while node.next_dep < node.deps.len() {
             let dep = &node.deps[node.next_dep];
             if node.cb_armed {
@@ -534,16 +551,16 @@ impl<D: JobQueueDriver> Inner<D> {
     ///
     /// # Safety
     ///
-    /// `cb` must be the `cb` field of a `JobNode<D>` whose `queue` is alive.
+    /// `cb` must be the `cb` field of a live `DepWait<D>` whose `queue` is alive.
     unsafe extern "C" fn dependency_signalled(
         _fence: *mut bindings::dma_fence,
         cb: *mut bindings::dma_fence_cb,
     ) {
-        let cb = Opaque::cast_from(cb);
-        // SAFETY: By the safety requirements, `cb` is in a `JobNode<D>`.
-        let node = unsafe { crate::container_of!(cb, JobNode<D>, cb) };
-        // SAFETY: The node is alive while its callback is registered.
-        let queue = unsafe { (*node).queue };
+        // `cb` is the first field of the `repr(C)` `DepWait<D>`.
+        let wait = cb.cast::<DepWait<D>>();
+        // SAFETY: By the safety requirements the `DepWait` is alive; `queue` is written once,
+        // at prepare, and only read afterwards.
+        let queue = unsafe { (*wait).queue };
         // SAFETY: Teardown removes the callback before the queue can go away, so the `Arc` that
         // owns the queue is alive.
         let queue = unsafe { ArcBorrow::from_raw(queue) };
@@ -769,9 +786,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 // SAFETY: We do not move out of the pinned node.
                 let n = unsafe { node.as_mut().get_unchecked_mut() };
                 let fence = n.fence.take();
-                let armed = n
-                    .cb_armed
-                    .then(|| (n.deps[n.next_dep].as_raw(), n.cb.get()));
+                let armed = n.cb_armed.then(|| (n.deps[n.next_dep].as_raw(), n.cb()));
                 n.cb_armed = false;
                 st.stats.pending -= 1;
                 st.stats.count(Err(ECANCELED));
@@ -885,8 +900,12 @@ impl<D: JobQueueDriver> JobQueue<D> {
         )?;
         let node = KBox::pin_init(
             pin_init!(JobNode::<D> {
-                cb: Opaque::uninit(),
-                queue: Arc::as_ptr(&self.inner),
+                wait: Opaque::new(DepWait {
+                    // SAFETY: All-zero is a valid (unlinked, no function) `dma_fence_cb`;
+                    // `dma_fence_add_callback()` initialises it before use.
+                    cb: unsafe { core::mem::zeroed() },
+                    queue: Arc::as_ptr(&self.inner),
+                }),
                 job: Some(job),
                 alloc: Some(alloc),
                 fence: None,
