@@ -112,7 +112,12 @@ impl FenceCtx {
     ///
     /// This never allocates and never fails, so it can be used on paths that must not
     /// allocate, such as a job submission after its point of no return. Each call takes the
-    /// next sequence number; sequence numbers rise strictly, also under concurrent calls.
+    /// next sequence number; sequence numbers rise strictly, also under concurrent calls, and
+    /// are compared as 64-bit numbers (`dma_fence_init64()`).
+    ///
+    /// The fences of one timeline must signal in sequence number order: consumers such as
+    /// `dma_resv` and syncobjs keep only the latest fence per timeline. The caller makes sure of
+    /// that (the DRM `JobQueue` does).
     pub fn new_fence<T>(self: &Arc<Self>, alloc: DriverFenceAllocation<T>) -> DriverFence<T> {
         let alloc = ManuallyDrop::new(alloc);
         let storage = alloc.storage;
@@ -128,7 +133,7 @@ impl FenceCtx {
         // SAFETY: `raw` is valid and its `dma_fence` is not initialised yet. `FENCE_OPS` is a
         // static. A NULL lock selects the fence's inline lock.
         unsafe {
-            bindings::dma_fence_init(
+            bindings::dma_fence_init64(
                 Opaque::cast_into(&raw const (*raw).header.fence),
                 &FENCE_OPS,
                 core::ptr::null_mut(),
@@ -146,6 +151,8 @@ impl FenceCtx {
 }
 
 impl Drop for FenceCtx {
+    // Not inlined into a module: see below.
+    #[inline(never)]
     fn drop(&mut self) {
         // SAFETY: `names` is dropped only here, once.
         let names = unsafe { ManuallyDrop::take(&mut self.names) };
@@ -223,6 +230,10 @@ unsafe extern "C" fn fence_get_timeline_name(fence: *mut bindings::dma_fence) ->
 ///   the type either needs no drop at all, or defers freeing by an RCU grace period, as
 ///   [`RcuBox`] does.
 ///
+/// A module whose fences carry an [`RcuBox`] must call
+/// [`rcu_barrier`](crate::sync::rcu::rcu_barrier) in its exit path: the deferred drop runs code
+/// of the module. Data that needs no drop has no such requirement.
+///
 /// # Examples
 ///
 /// Plain data needs no drop; anything that owns memory goes into an [`RcuBox`]:
@@ -252,7 +263,7 @@ unsafe impl<T: Copy + Send + Sync> DriverFenceAllowedData for T {}
 // SAFETY: Dropping an `RcuBox` only queues an RCU callback (no sleeping, no allocation); the
 // contents are dropped and freed after a grace period. `RcuBox<T>` requires its contents to be
 // safe to drop from the RCU callback.
-unsafe impl<T: Send + Sync> DriverFenceAllowedData for RcuBox<T> {}
+unsafe impl<T: Send + Sync + 'static> DriverFenceAllowedData for RcuBox<T> {}
 
 /// Memory for one [`DriverFence`], with the driver's data already in it.
 ///

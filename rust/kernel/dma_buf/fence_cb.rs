@@ -38,6 +38,9 @@ use core::{
 /// disabled everywhere (for example a [`SpinLockIrq`](crate::sync::SpinLockIrq)), because
 /// fences are signalled from interrupt handlers.
 ///
+/// The callback is `'static`: a registration can be leaked (with `core::mem::forget`), and the
+/// callback then runs whenever the fence signals, possibly long after its creator returned.
+///
 /// It must not signal another fence directly either: the inline locks of all fences share one
 /// lockdep class, so signalling from a callback nests two of them and lockdep reports possible
 /// recursive locking. Hand the work to a work item or an irq_work instead, as the C
@@ -57,7 +60,7 @@ use core::{
 ///     }
 /// }
 /// ```
-pub trait FenceCb: Send {
+pub trait FenceCb: Send + 'static {
     /// Called once, when the fence signals.
     fn called(self);
 }

@@ -16,7 +16,8 @@
 //!   callbacks, but not signalled; every such pointer holds a reference;
 //! - fences outlive their [`FenceCtx`] and the module that made them: the fence ops are
 //!   static, have no `release` or `wait`, and so are detached when the fence signals; names
-//!   and driver data are freed RCU-safely (see [`DriverFenceAllowedData`]);
+//!   and driver data are freed RCU-safely (see [`DriverFenceAllowedData`], including the
+//!   `rcu_barrier()` a module needs when its fence data lives in an `RcuBox`);
 //! - [`SignallingSection`] annotates fence signalling critical sections for lockdep.
 
 mod dma_fence;

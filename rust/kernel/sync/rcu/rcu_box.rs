@@ -40,8 +40,8 @@ struct RcuBoxInner<T> {
 /// # Context of the deferred drop
 ///
 /// The destructor of `T` runs from an RCU callback, which usually runs in softirq context on an
-/// arbitrary CPU. `T` must therefore be [`Send`], and its [`Drop`] implementation must not
-/// sleep. A module that drops [`RcuBox`]es must wait for pending callbacks with
+/// arbitrary CPU, after the [`RcuBox`] and everything it could borrow are gone. `T` must
+/// therefore be [`Send`] and `'static`, and its [`Drop`] implementation must not sleep. A module that drops [`RcuBox`]es must wait for pending callbacks with
 /// [`rcu_barrier`](super::rcu_barrier) before it is unloaded, because the callback runs code of
 /// the module.
 ///
@@ -67,20 +67,20 @@ struct RcuBoxInner<T> {
 /// drop(guard);
 /// # Ok::<(), Error>(())
 /// ```
-pub struct RcuBox<T: Send> {
+pub struct RcuBox<T: Send + 'static> {
     ptr: NonNull<RcuBoxInner<T>>,
     _p: PhantomData<RcuBoxInner<T>>,
 }
 
 // SAFETY: An `RcuBox<T>` owns a `T`, and the deferred drop runs on another thread, which is fine
 // because `T: Send`.
-unsafe impl<T: Send> Send for RcuBox<T> {}
+unsafe impl<T: Send + 'static> Send for RcuBox<T> {}
 
 // SAFETY: Sharing an `RcuBox<T>` only gives out `&T`, which is fine across threads when
 // `T: Sync`.
-unsafe impl<T: Send + Sync> Sync for RcuBox<T> {}
+unsafe impl<T: Send + Sync + 'static> Sync for RcuBox<T> {}
 
-impl<T: Send> RcuBox<T> {
+impl<T: Send + 'static> RcuBox<T> {
     /// Allocates memory with `flags` and moves `value` into it.
     pub fn new(value: T, flags: Flags) -> Result<Self, AllocError> {
         let inner = KBox::new(
@@ -126,7 +126,7 @@ impl<T: Send> RcuBox<T> {
     }
 }
 
-impl<T: Send> Deref for RcuBox<T> {
+impl<T: Send + 'static> Deref for RcuBox<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -136,7 +136,7 @@ impl<T: Send> Deref for RcuBox<T> {
     }
 }
 
-impl<T: Send> Drop for RcuBox<T> {
+impl<T: Send + 'static> Drop for RcuBox<T> {
     fn drop(&mut self) {
         let this = ManuallyDrop::new(self.ptr);
         // SAFETY: By the type invariant, `ptr` points to a live `RcuBoxInner<T>`.
