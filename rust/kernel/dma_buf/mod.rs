@@ -48,7 +48,7 @@ mod tests;
 /// Test support: declaring a deliberately provoked kernel warning to the test harness.
 ///
 /// `dev/test` fails a run whose kernel log holds a splat. A test that provokes one on purpose
-/// wraps the provoking code in an [`ExpectSplat`] guard: it prints
+/// wraps the provoking code in an `ExpectSplat` guard: it prints
 /// `jq-expect-splat: begin <tag>` when created and `jq-expect-splat: end <tag>` when dropped,
 /// and the harness then requires at least one splat between the two and ignores it.
 #[cfg(CONFIG_KUNIT)]
