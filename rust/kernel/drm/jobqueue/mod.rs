@@ -127,53 +127,25 @@ mod classes {
 
     type Class = (&'static CStr, Pin<&'static LockClassKey>);
 
-    static STATE: &CStr = c"JobQueue::state";
-
-    #[inline(never)]
-    pub(super) fn state() -> Class {
-        (STATE, crate::static_lock_class!())
+    /// Defines `fn $f() -> Class` with its own key and a name in a `static`.
+    macro_rules! class {
+        ($($f:ident => $name:literal),* $(,)?) => {$(
+            #[inline(never)]
+            pub(super) fn $f() -> Class {
+                static NAME: &CStr = $name;
+                (NAME, crate::static_lock_class!())
+            }
+        )*};
     }
 
-    static SIGNAL: &CStr = c"JobQueue::signal_lock";
-
-    #[inline(never)]
-    pub(super) fn signal() -> Class {
-        (SIGNAL, crate::static_lock_class!())
-    }
-
-    static RESERVATIONS: &CStr = c"JobQueue::reservations";
-
-    #[inline(never)]
-    pub(super) fn reservations() -> Class {
-        (RESERVATIONS, crate::static_lock_class!())
-    }
-
-    static WORK_OPEN: &CStr = c"JobQueue::work_open";
-
-    #[inline(never)]
-    pub(super) fn work_open() -> Class {
-        (WORK_OPEN, crate::static_lock_class!())
-    }
-
-    static RUN_WORK: &CStr = c"JobQueue::run_work";
-
-    #[inline(never)]
-    pub(super) fn run_work() -> Class {
-        (RUN_WORK, crate::static_lock_class!())
-    }
-
-    static TIMEOUT_WORK: &CStr = c"JobQueue::timeout_work";
-
-    #[inline(never)]
-    pub(super) fn timeout_work() -> Class {
-        (TIMEOUT_WORK, crate::static_lock_class!())
-    }
-
-    static TIMEOUT_TIMER: &CStr = c"JobQueue::timeout_work_timer";
-
-    #[inline(never)]
-    pub(super) fn timeout_timer() -> Class {
-        (TIMEOUT_TIMER, crate::static_lock_class!())
+    class! {
+        state => c"JobQueue::state",
+        signal => c"JobQueue::signal_lock",
+        reservations => c"JobQueue::reservations",
+        work_open => c"JobQueue::work_open",
+        run_work => c"JobQueue::run_work",
+        timeout_work => c"JobQueue::timeout_work",
+        timeout_timer => c"JobQueue::timeout_work_timer",
     }
 }
 
