@@ -67,6 +67,56 @@ impl SyncFile {
     pub fn install(self, fd: FileDescriptorReservation) {
         fd.fd_install(self.file);
     }
+
+    /// Allocates a sync_file for a fence that does not exist yet.
+    ///
+    /// A job's done fence only comes into being at the point of no return (for example
+    /// [`PreparedJob::submit`](crate::drm::jobqueue::PreparedJob::submit)), after which nothing
+    /// may allocate. Allocate the sync_file before, then [`arm`](UnarmedSyncFile::arm) it with
+    /// the fence, which cannot fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_buf::{sync_file::SyncFile, DriverFenceAllocation, FenceCtx};
+    ///
+    /// let ctx = FenceCtx::new(c"drv", c"tl")?;
+    /// let alloc = DriverFenceAllocation::new((), GFP_KERNEL)?;
+    /// let sf = SyncFile::new_unarmed()?; // All allocations are done...
+    /// let fence = ctx.new_fence(alloc); // ...before the fence exists.
+    /// let _sf: SyncFile = sf.arm(fence.as_fence());
+    /// let _ = fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new_unarmed() -> Result<UnarmedSyncFile> {
+        Ok(UnarmedSyncFile(Self::new(&Fence::stub())?))
+    }
+}
+
+/// A sync_file allocated before its fence exists: see [`SyncFile::new_unarmed`].
+///
+/// # Invariants
+///
+/// The sync_file in `self.0` has never been visible outside this object.
+pub struct UnarmedSyncFile(SyncFile);
+
+impl UnarmedSyncFile {
+    /// Makes the sync_file hold `fence` (taking a reference). Never allocates, never fails.
+    pub fn arm(self, fence: &Fence) -> SyncFile {
+        let sf = self.0;
+        // SAFETY: The file is a sync_file made by `sync_file_create()`, so its private data is
+        // the `struct sync_file`.
+        let raw = unsafe { (*sf.file.as_ptr()).private_data }.cast::<bindings::sync_file>();
+        // SAFETY: By the type invariant nobody else can reach the sync_file yet (it is neither
+        // installed nor polled), so swapping its fence races with nothing. The new fence gets
+        // a reference of its own; the stub's reference is dropped.
+        unsafe {
+            let old = (*raw).fence;
+            (*raw).fence = bindings::dma_fence_get(fence.as_raw());
+            bindings::dma_fence_put(old);
+        }
+        sf
+    }
 }
 
 /// Returns the fence of the sync_file that `fd` refers to in the current task.

@@ -645,6 +645,36 @@ mod ext {
 
     #[cfg(CONFIG_SYNC_FILE)]
     #[test]
+    fn sync_file_armed_after_allocation() -> Result {
+        use crate::{
+            dma_buf::sync_file::{
+                import_sync_file,
+                SyncFile, //
+            },
+            fs::file::FileDescriptorReservation,
+        };
+        let ctx = ctx()?;
+        // Everything that can fail first, as a submit path does...
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        let n = fd.reserved_fd();
+        let sf = SyncFile::new_unarmed()?;
+        // ...then the fence, and the infallible rest.
+        let f = fence(&ctx)?;
+        sf.arm(f.as_fence()).install(fd);
+        let back = import_sync_file(n as i32)?;
+        assert_eq!(back.as_raw(), f.as_fence().as_raw());
+        assert_eq!(back.status(), None);
+        let _ = f.signal(Ok(()));
+        assert_eq!(back.status(), Some(Ok(())));
+        // SAFETY: `n` is our own descriptor.
+        assert_eq!(unsafe { bindings::close_fd(n) }, 0);
+        // An unarmed sync_file that is dropped frees everything (kmemleak checks this).
+        drop(SyncFile::new_unarmed()?);
+        Ok(())
+    }
+
+    #[cfg(CONFIG_SYNC_FILE)]
+    #[test]
     fn sync_file_import_rejects_bad_fds() -> Result {
         use crate::dma_buf::sync_file::import_sync_file;
         assert_eq!(import_sync_file(-1).err(), Some(EINVAL));

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The emulated GPU: one engine per ring.
+//!
+//! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. A
+//! job takes at least its busy time; when it is due, the engine's completion "interrupt" (an
+//! hrtimer in hard-IRQ mode) executes its commands on the buffer objects and reports the job to
+//! the queue with [`JobQueue::complete`], which signals the job's out-fence from hard IRQ.
+//!
+//! Nothing on this path allocates: the ring is an intrusive list of the jobs, which were
+//! allocated at submit time. Finished jobs still hold kernel mappings and references of their
+//! buffer objects, whose release may sleep, so the interrupt moves them to a retire list that a
+//! work item empties in process context.
+
+use kernel::{
+    dma_buf::Fence,
+    drm::jobqueue::{
+        JobQueue,
+        JobQueueDriver,
+        TimeoutAction, //
+    },
+    impl_has_hr_timer,
+    io::Io,
+    list::{
+        impl_list_arc_safe,
+        impl_list_item,
+        List,
+        ListArc,
+        ListLinks, //
+    },
+    new_spinlock_irq,
+    new_work,
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        ArcBorrow,
+        SpinLockIrq, //
+    },
+    time::{
+        hrtimer::{
+            ArcHrTimerHandle,
+            HrTimer,
+            HrTimerCallback,
+            HrTimerCallbackContext,
+            HrTimerPointer,
+            HrTimerRestart,
+            RelativeHardMode, //
+        },
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+    uapi,
+    workqueue::{
+        self,
+        impl_has_work,
+        Work,
+        WorkItem, //
+    },
+};
+
+use crate::gem::BoMap;
+
+/// Shortest time between two engine interrupts.
+const MIN_IRQ_DELAY_NS: i64 = 1000;
+
+/// One validated command: offsets and lengths are in bytes, checked against the buffers.
+pub(crate) struct Cmd {
+    pub(crate) op: u32,
+    /// Index of the destination in [`GpuJob::bos`].
+    pub(crate) dst: usize,
+    /// Index of the source in [`GpuJob::bos`] (COPY only).
+    pub(crate) src: usize,
+    pub(crate) dst_off: usize,
+    pub(crate) src_off: usize,
+    pub(crate) len: usize,
+    pub(crate) value: u32,
+}
+
+/// A job as the hardware sees it.
+#[pin_data]
+pub(crate) struct GpuJob {
+    /// Kernel mappings of the buffer objects the commands use.
+    bos: KVec<BoMap>,
+    cmds: KVec<Cmd>,
+    /// Minimum execution time, in nanoseconds.
+    busy_ns: i64,
+    /// Test hook: the job never finishes.
+    hang: bool,
+    /// The job's seqno on its queue, set when it is put on the ring.
+    seqno: Atomic<u64>,
+    /// When the job finishes (monotonic ns), set when it is put on the ring.
+    due: Atomic<i64>,
+    #[pin]
+    links: ListLinks,
+}
+
+impl_list_arc_safe! {
+    impl ListArcSafe<0> for GpuJob { untracked; }
+}
+impl_list_item! {
+    impl ListItem<0> for GpuJob { using ListLinks { self.links }; }
+}
+
+impl GpuJob {
+    /// Creates a job; `cmds` must have been validated against `bos`.
+    pub(crate) fn new(
+        bos: KVec<BoMap>,
+        cmds: KVec<Cmd>,
+        busy: Delta,
+        hang: bool,
+    ) -> Result<ListArc<Self>> {
+        ListArc::pin_init(
+            try_pin_init!(Self {
+                bos,
+                cmds,
+                busy_ns: busy.as_nanos(),
+                hang,
+                seqno: Atomic::new(0),
+                due: Atomic::new(0),
+                links <- ListLinks::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Executes the commands: what the GPU does. Runs in hard IRQ; never fails (the ranges
+    /// were checked at submit; a failed access is skipped).
+    fn execute(&self) {
+        for c in self.cmds.iter() {
+            let dst = &self.bos[c.dst];
+            for off in (0..c.len).step_by(4) {
+                let d = c.dst_off + off;
+                let v = match c.op {
+                    uapi::DUMMY_GPU_OP_FILL => Ok(c.value),
+                    uapi::DUMMY_GPU_OP_ADD => {
+                        dst.try_read32(d).map(|v| v.wrapping_add(c.value))
+                    }
+                    uapi::DUMMY_GPU_OP_COPY => {
+                        self.bos[c.src].try_read32(c.src_off + off)
+                    }
+                    _ => Err(EINVAL),
+                };
+                if let Ok(v) = v {
+                    let _ = dst.try_write32(v, d);
+                }
+            }
+        }
+    }
+}
+
+/// The state of the ring, shared with the interrupt.
+struct Hw {
+    /// Jobs on the ring, oldest first.
+    jobs: List<GpuJob>,
+    /// Whether the interrupt timer is (or is about to be) armed.
+    timer_armed: bool,
+    /// When the last job on the ring finishes.
+    last_due: i64,
+    /// The armed timer. Only [`Engine::start_timer`] and [`Engine::shutdown`] replace it.
+    timer: Option<ArcHrTimerHandle<Engine>>,
+}
+
+/// Counters of one engine.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct EngineStats {
+    /// Jobs executed.
+    pub(crate) executed: u64,
+    /// Completion interrupts.
+    pub(crate) irqs: u64,
+    /// Ring resets after a timeout.
+    pub(crate) resets: u64,
+}
+
+/// One ring's emulated hardware.
+#[pin_data]
+pub(crate) struct Engine {
+    #[pin]
+    timer: HrTimer<Engine>,
+    #[pin]
+    hw: SpinLockIrq<Hw>,
+    /// The queue of this ring. The interrupt only borrows it, under this lock;
+    /// [`Engine::detach`] takes it away before the queue is torn down.
+    #[pin]
+    queue: SpinLockIrq<Option<Arc<JobQueue<Ring>>>>,
+    /// Finished jobs whose resources are released by `retire_work`.
+    #[pin]
+    retired: SpinLockIrq<List<GpuJob>>,
+    #[pin]
+    retire_work: Work<Engine>,
+    /// The engine's time origin: job due times are nanoseconds since then.
+    epoch: Instant<Monotonic>,
+    executed: Atomic<u64>,
+    irqs: Atomic<u64>,
+    resets: Atomic<u64>,
+}
+
+impl_has_hr_timer! {
+    impl HasHrTimer<Self> for Engine {
+        mode: RelativeHardMode<Monotonic>,
+        field: self.timer
+    }
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Engine { self.retire_work }
+}
+
+
+impl Engine {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                timer <- HrTimer::new(),
+                hw <- new_spinlock_irq!(Hw {
+                    jobs: List::new(),
+                    timer_armed: false,
+                    last_due: 0,
+                    timer: None,
+                }),
+                queue <- new_spinlock_irq!(None),
+                retired <- new_spinlock_irq!(List::new()),
+                retire_work <- new_work!("dummy_gpu::Engine::retire_work"),
+                epoch: Instant::now(),
+                executed: Atomic::new(0),
+                irqs: Atomic::new(0),
+                resets: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Nanoseconds since the engine was made.
+    fn now_ns(&self) -> i64 {
+        self.epoch.elapsed().as_nanos()
+    }
+
+    /// Connects the engine's interrupt to its queue.
+    pub(crate) fn attach(&self, queue: Arc<JobQueue<Ring>>) {
+        *self.queue.lock() = Some(queue);
+    }
+
+    /// Disconnects the interrupt from the queue and hands the queue back, so that the caller
+    /// can tear it down (in process context).
+    pub(crate) fn detach(&self) -> Option<Arc<JobQueue<Ring>>> {
+        self.queue.lock().take()
+    }
+
+    /// Stops the engine for good, after its queue was torn down: cancels the interrupt and
+    /// releases every job it still holds. May sleep.
+    pub(crate) fn shutdown(self: &Arc<Self>) {
+        let timer = self.hw.lock().timer.take();
+        // Cancels the timer, waiting for a running interrupt. Nothing re-arms it: the queue,
+        // whose `run` would, is gone.
+        drop(timer);
+        Work::<Self>::cancel_sync(self);
+        self.move_ring_to_retired();
+        self.retire();
+    }
+
+    pub(crate) fn stats(&self) -> EngineStats {
+        EngineStats {
+            executed: self.executed.load(Relaxed),
+            irqs: self.irqs.load(Relaxed),
+            resets: self.resets.load(Relaxed),
+        }
+    }
+
+    /// Puts `job` on the ring. Called by the queue, in its signalling section: no allocation.
+    fn push(self: &Arc<Self>, job: ListArc<GpuJob>, seqno: u64) {
+        let now = self.now_ns();
+        job.seqno.store(seqno, Relaxed);
+        let start = {
+            let mut hw = self.hw.lock();
+            let due = if job.hang {
+                i64::MAX
+            } else {
+                let due = hw.last_due.max(now).saturating_add(job.busy_ns);
+                hw.last_due = due;
+                due
+            };
+            job.due.store(due, Relaxed);
+            hw.jobs.push_back(job);
+            !core::mem::replace(&mut hw.timer_armed, true)
+        };
+        if start {
+            self.start_timer();
+        }
+    }
+
+    /// Arms the interrupt for the job at the head of the ring. Only called with `timer_armed`
+    /// set by the caller, from the queue's (serialised) callbacks.
+    fn start_timer(self: &Arc<Self>) {
+        // Dropping the old handle cancels the timer; the interrupt that cleared `timer_armed`
+        // may still be finishing, and this waits for it.
+        let old = self.hw.lock().timer.take();
+        drop(old);
+        let head_due = {
+            let mut hw = self.hw.lock();
+            let due = hw.jobs.iter().next().map(|j| j.due.load(Relaxed));
+            if !matches!(due, Some(d) if d != i64::MAX) {
+                // Empty ring, or a hung job at its head: nothing to wait for.
+                hw.timer_armed = false;
+                return;
+            }
+            due.unwrap_or(0)
+        };
+        let delay = (head_due - self.now_ns()).max(MIN_IRQ_DELAY_NS);
+        let handle = self.clone().start(Delta::from_nanos(delay));
+        self.hw.lock().timer = Some(handle);
+    }
+
+    /// Takes the job at the head of the ring if it is due.
+    fn pop_due(&self, now: i64) -> Option<ListArc<GpuJob>> {
+        let mut hw = self.hw.lock();
+        match hw.jobs.iter().next() {
+            Some(j) if j.due.load(Relaxed) <= now => hw.jobs.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Moves every job still on the ring to the retire list (a reset: they will not finish).
+    fn move_ring_to_retired(&self) {
+        let mut hw = self.hw.lock();
+        let mut retired = self.retired.lock();
+        while let Some(j) = hw.jobs.pop_front() {
+            retired.push_back(j);
+        }
+        hw.last_due = 0;
+    }
+
+    fn kick_retire(this: ArcBorrow<'_, Self>) {
+        // Already queued is fine: the running work empties the whole list.
+        let _ = workqueue::system().enqueue(Arc::from(this));
+    }
+
+    /// Releases finished jobs. Process context.
+    fn retire(&self) {
+        loop {
+            let job = self.retired.lock().pop_front();
+            match job {
+                Some(job) => drop(job),
+                None => break,
+            }
+        }
+    }
+
+    /// The ring hung: reset it.
+    fn reset(self: &Arc<Self>) {
+        self.move_ring_to_retired();
+        self.resets.fetch_add(1, Relaxed);
+        Self::kick_retire(self.as_arc_borrow());
+    }
+}
+
+impl HrTimerCallback for Engine {
+    type Pointer<'a> = Arc<Self>;
+
+    /// The completion interrupt (hard IRQ).
+    fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
+        this.irqs.fetch_add(1, Relaxed);
+        let now = this.now_ns();
+        let mut retired_any = false;
+        while let Some(job) = this.pop_due(now) {
+            job.execute();
+            let seqno = job.seqno.load(Relaxed);
+            this.retired.lock().push_back(job);
+            retired_any = true;
+            this.executed.fetch_add(1, Relaxed);
+            if let Some(q) = this.queue.lock().as_ref() {
+                q.complete(seqno, Ok(()));
+            }
+        }
+        if retired_any {
+            Self::kick_retire(this);
+        }
+        let mut hw = this.hw.lock();
+        match hw.jobs.iter().next().map(|j| j.due.load(Relaxed)) {
+            Some(due) if due != i64::MAX => {
+                drop(hw);
+                ctx.forward_now(Delta::from_nanos((due - now).max(MIN_IRQ_DELAY_NS)));
+                HrTimerRestart::Restart
+            }
+            _ => {
+                hw.timer_armed = false;
+                HrTimerRestart::NoRestart
+            }
+        }
+    }
+}
+
+impl WorkItem for Engine {
+    type Pointer = Arc<Self>;
+
+    fn run(this: Arc<Self>) {
+        this.retire();
+    }
+}
+
+/// The driver side of one ring's [`JobQueue`].
+pub(crate) struct Ring {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl JobQueueDriver for Ring {
+    type Job = ListArc<GpuJob>;
+
+    fn run(&self, job: ListArc<GpuJob>, seqno: u64, _done: &Fence) {
+        self.engine.push(job, seqno);
+    }
+
+    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+        // The only way a job of this GPU hangs is the HANG test hook: reset the ring and go on.
+        self.engine.reset();
+        TimeoutAction::RingReset
+    }
+}

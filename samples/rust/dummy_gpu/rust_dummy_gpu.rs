@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Dummy GPU: a DRM render driver for an emulated GPU, built on the Rust [`JobQueue`].
+//!
+//! Every open file of `/dev/dri/renderD*` gets its own set of rings (the `rings` module
+//! parameter), as a firmware-scheduled GPU gives each context its own firmware rings. Each ring
+//! is a [`JobQueue`] in front of an emulated engine ([`engine`]), which executes the jobs'
+//! commands on GEM shmem buffer objects and signals completion from a hard-IRQ hrtimer.
+//!
+//! The uapi is `include/uapi/drm/dummy_gpu_drm.h`; the userspace client is
+//! `tools/testing/selftests/drivers/gpu/dummy_gpu/`. `/sys/kernel/debug/dummy_gpu/rings` shows
+//! the rings' counters.
+//!
+//! [`JobQueue`]: kernel::drm::jobqueue::JobQueue
+
+use core::fmt;
+use kernel::{
+    bindings,
+    debugfs,
+    device,
+    dma_buf::sync_file::{
+        import_sync_file,
+        SyncFile, //
+    },
+    drm::{
+        self,
+        gem::BaseObject,
+        ioctl,
+        jobqueue::{
+            JobQueue,
+            JobQueueStats, //
+        },
+        syncobj::SyncObj,
+        Registered, //
+    },
+    faux,
+    fs::file::FileDescriptorReservation,
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        rcu,
+        Arc,
+        Mutex, //
+    },
+    time::Delta,
+    transmute::FromBytes,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi,
+};
+
+mod engine;
+mod gem;
+
+use engine::{
+    Cmd,
+    Engine,
+    EngineStats,
+    GpuJob,
+    Ring, //
+};
+use gem::{
+    Bo,
+    BoMap, //
+};
+
+module! {
+    type: DummyGpuModule,
+    name: "rust_dummy_gpu",
+    authors: ["Rust for Linux Contributors"],
+    description: "Dummy GPU: a DRM render driver on the Rust JobQueue",
+    license: "GPL",
+    params: {
+        rings: u32 {
+            default: 4,
+            description: "Rings per open file (1-16)",
+        },
+        ring_credits: u32 {
+            default: 64,
+            description: "Credit capacity of each ring (1-4096)",
+        },
+        timeout_ms: u32 {
+            default: 2000,
+            description: "Job timeout in milliseconds (10-60000)",
+        },
+    },
+}
+
+const INFO: drm::DriverInfo = drm::DriverInfo {
+    major: 1,
+    minor: 0,
+    patchlevel: 0,
+    name: c"dummy_gpu",
+    desc: c"Emulated GPU on the Rust DRM JobQueue",
+};
+
+/// The DRM driver.
+pub(crate) struct DummyGpu;
+
+/// The device's DRM device type.
+pub(crate) type DummyGpuDevice<Ctx = drm::Normal> = drm::Device<DummyGpu, Ctx>;
+
+#[vtable]
+impl drm::Driver for DummyGpu {
+    type Data = Arc<Shared>;
+    type RegistrationData<'a> = ();
+    type Object = gem::BoObject;
+    type File = File;
+    type ParentDevice<Ctx: device::DeviceContext> = faux::Device<Ctx>;
+
+    const INFO: drm::DriverInfo = INFO;
+    const FEAT_RENDER: bool = true;
+    const FEAT_SYNCOBJ: bool = true;
+
+    kernel::declare_drm_ioctls! {
+        (DUMMY_GPU_GET_PARAM, drm_dummy_gpu_get_param, ioctl::RENDER_ALLOW, File::get_param),
+        (DUMMY_GPU_BO_CREATE, drm_dummy_gpu_bo_create, ioctl::RENDER_ALLOW, File::bo_create),
+        (DUMMY_GPU_BO_MMAP_OFFSET, drm_dummy_gpu_bo_mmap_offset, ioctl::RENDER_ALLOW,
+            File::bo_mmap_offset),
+        (DUMMY_GPU_SUBMIT, drm_dummy_gpu_submit, ioctl::RENDER_ALLOW, File::submit),
+    }
+}
+
+/// Counters of one ring, summed over files.
+#[derive(Clone, Copy, Default)]
+struct RingTotals {
+    queue: JobQueueStats,
+    engine: EngineStats,
+}
+
+impl RingTotals {
+    fn add(&mut self, q: &JobQueueStats, e: &EngineStats) {
+        self.queue.submitted += q.submitted;
+        self.queue.completed += q.completed;
+        self.queue.errored += q.errored;
+        self.queue.timed_out += q.timed_out;
+        self.queue.cancelled += q.cancelled;
+        self.queue.in_flight += q.in_flight;
+        self.queue.pending += q.pending;
+        self.queue.credits_in_use += q.credits_in_use;
+        self.engine.executed += e.executed;
+        self.engine.irqs += e.irqs;
+        self.engine.resets += e.resets;
+    }
+}
+
+/// Device-wide state.
+#[pin_data]
+pub(crate) struct Shared {
+    rings: u32,
+    credits: u32,
+    timeout: Delta,
+    /// The rings of the open files, for debugfs.
+    #[pin]
+    files: Mutex<KVec<Arc<FileRings>>>,
+    /// Per ring index: the final counters of the files closed so far.
+    #[pin]
+    closed: Mutex<KVec<RingTotals>>,
+    files_opened: Atomic<u64>,
+}
+
+/// The rings of one open file.
+pub(crate) struct FileRings {
+    rings: KVec<RingCtx>,
+    shared: Arc<Shared>,
+}
+
+/// One ring: its queue, and the engine that executes the jobs.
+struct RingCtx {
+    queue: Arc<JobQueue<Ring>>,
+    engine: Arc<Engine>,
+}
+
+impl FileRings {
+    fn new(shared: &Arc<Shared>) -> Result<Arc<Self>> {
+        let id = shared.files_opened.fetch_add(1, Relaxed);
+        // On any failure below, dropping `this` tears down the rings made so far.
+        let mut this = FileRings {
+            rings: KVec::with_capacity(shared.rings as usize, GFP_KERNEL)?,
+            shared: shared.clone(),
+        };
+        for i in 0..shared.rings {
+            let engine = Engine::new()?;
+            let name = CString::try_from_fmt(fmt!("dummy_gpu-f{id}-r{i}"))?;
+            let queue = JobQueue::new(
+                Ring {
+                    engine: engine.clone(),
+                },
+                c"dummy_gpu",
+                &name,
+                shared.credits,
+                shared.timeout,
+            )?;
+            let queue = Arc::new(queue, GFP_KERNEL)?;
+            engine.attach(queue.clone());
+            this.rings.push(RingCtx { queue, engine }, GFP_KERNEL)?;
+        }
+        Ok(Arc::new(this, GFP_KERNEL)?)
+    }
+}
+
+impl Drop for FileRings {
+    /// Tears the rings down: every unsignalled out-fence signals `-ECANCELED`.
+    fn drop(&mut self) {
+        for (i, r) in self.rings.drain_all().enumerate() {
+            // Disconnect the interrupt first, so that the queue is dropped here, not in IRQ.
+            drop(r.engine.detach());
+            r.queue.kill();
+            let q = r.queue.stats();
+            drop(r.queue);
+            r.engine.shutdown();
+            let e = r.engine.stats();
+            if let Some(t) = self.shared.closed.lock().get_mut(i) {
+                t.add(&q, &e);
+            }
+        }
+    }
+}
+
+/// A reinterpretation of a user command as bytes; the uapi struct has no padding.
+#[repr(transparent)]
+struct UserCmd(uapi::drm_dummy_gpu_cmd);
+
+// SAFETY: `drm_dummy_gpu_cmd` consists of integers only, without padding; any bit pattern is a
+// valid value.
+unsafe impl FromBytes for UserCmd {}
+
+/// An open file: a client context with its own rings.
+#[pin_data(PinnedDrop)]
+pub(crate) struct File {
+    rings: Arc<FileRings>,
+}
+
+impl drm::file::DriverFile for File {
+    type Driver = DummyGpu;
+
+    fn open(dev: &DummyGpuDevice) -> Result<Pin<KBox<Self>>> {
+        let shared: &Arc<Shared> = dev;
+        let rings = FileRings::new(shared)?;
+        shared.files.lock().push(rings.clone(), GFP_KERNEL)?;
+        KBox::pin_init(try_pin_init!(File { rings }), GFP_KERNEL)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for File {
+    fn drop(self: Pin<&mut Self>) {
+        // The file's jobs are cancelled when the last reference to its rings goes, which is
+        // ours once it is off the debugfs list.
+        let shared = self.rings.shared.clone();
+        shared
+            .files
+            .lock()
+            .retain(|f| !Arc::ptr_eq(f, &self.rings));
+    }
+}
+
+fn user_reader(addr: u64, count: u32, size: usize) -> Result<kernel::uaccess::UserSliceReader> {
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    let len = (count as usize).checked_mul(size).ok_or(E2BIG)?;
+    Ok(UserSlice::new(UserPtr::from_addr(addr), len).reader())
+}
+
+impl File {
+    /// IOCTL: GET_PARAM.
+    fn get_param(
+        dev: &DummyGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_dummy_gpu_get_param,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.pad != 0 {
+            return Err(EINVAL);
+        }
+        let shared: &Arc<Shared> = dev;
+        args.value = match args.param {
+            uapi::DUMMY_GPU_PARAM_NUM_RINGS => shared.rings.into(),
+            uapi::DUMMY_GPU_PARAM_RING_CREDITS => shared.credits.into(),
+            uapi::DUMMY_GPU_PARAM_TIMEOUT_MS => shared.timeout.as_millis() as u64,
+            _ => return Err(EINVAL),
+        };
+        Ok(0)
+    }
+
+    /// IOCTL: BO_CREATE.
+    fn bo_create(
+        dev: &DummyGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_dummy_gpu_bo_create,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.flags != 0 {
+            return Err(EINVAL);
+        }
+        let bo = Bo::create(dev, args.size)?;
+        args.handle = bo.create_handle(file)?;
+        Ok(0)
+    }
+
+    /// IOCTL: BO_MMAP_OFFSET.
+    fn bo_mmap_offset(
+        _dev: &DummyGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_dummy_gpu_bo_mmap_offset,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        if args.pad != 0 {
+            return Err(EINVAL);
+        }
+        args.offset = Bo::lookup(file, args.handle)?.create_mmap_offset()?;
+        Ok(0)
+    }
+
+    /// Validates the user's commands and maps the buffer objects they use.
+    fn read_cmds(
+        file: &drm::File<File>,
+        args: &uapi::drm_dummy_gpu_submit,
+    ) -> Result<(KVec<BoMap>, KVec<Cmd>)> {
+        let n = args.cmd_count as usize;
+        let mut reader = user_reader(args.cmds, args.cmd_count, size_of::<UserCmd>())?;
+        let mut handles: KVec<u32> = KVec::new();
+        let mut bos: KVec<BoMap> = KVec::new();
+        let mut cmds = KVec::with_capacity(n, GFP_KERNEL)?;
+        // Returns the index of `handle`'s mapping in `bos`, mapping it on first use, and checks
+        // that `[off, off + len)` is a word-aligned range of it.
+        let mut map = |handle: u32, off: u64, len: u64| -> Result<(usize, usize)> {
+            let idx = match handles.iter().position(|&h| h == handle) {
+                Some(i) => i,
+                None => {
+                    let bo = Bo::lookup(file, handle)?;
+                    bos.push(bo.owned_vmap::<0>()?, GFP_KERNEL)?;
+                    handles.push(handle, GFP_KERNEL)?;
+                    handles.len() - 1
+                }
+            };
+            let size = bos[idx].owner().size() as u64;
+            let end = off.checked_add(len).ok_or(ERANGE)?;
+            if off % 4 != 0 || len % 4 != 0 || end > size {
+                return Err(ERANGE);
+            }
+            Ok((idx, off as usize))
+        };
+        for _ in 0..n {
+            let c = reader.read::<UserCmd>()?.0;
+            let (src, src_off) = match c.op {
+                uapi::DUMMY_GPU_OP_FILL | uapi::DUMMY_GPU_OP_ADD => {
+                    if c.src_handle != 0 || c.src_offset != 0 {
+                        return Err(EINVAL);
+                    }
+                    (0, 0)
+                }
+                uapi::DUMMY_GPU_OP_COPY => {
+                    if c.value != 0 {
+                        return Err(EINVAL);
+                    }
+                    map(c.src_handle, c.src_offset, c.size)?
+                }
+                _ => return Err(EOPNOTSUPP),
+            };
+            let (dst, dst_off) = map(c.dst_handle, c.dst_offset, c.size)?;
+            cmds.push(
+                Cmd {
+                    op: c.op,
+                    dst,
+                    src,
+                    dst_off,
+                    src_off,
+                    len: c.size as usize,
+                    value: c.value,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok((bos, cmds))
+    }
+
+    /// IOCTL: SUBMIT.
+    ///
+    /// Everything that can fail happens before [`PreparedJob::submit`], the point of no
+    /// return: the job, its fence, its dependencies, the out-fence's fd and sync_file, and the
+    /// syncobj lookup. After it, nothing allocates and nothing fails.
+    ///
+    /// [`PreparedJob::submit`]: kernel::drm::jobqueue::PreparedJob::submit
+    fn submit(
+        _dev: &DummyGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_dummy_gpu_submit,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let ctx = file.inner();
+        let ring = ctx.rings.rings.get(args.ring as usize).ok_or(ENXIO)?;
+        if args.flags & !uapi::DUMMY_GPU_SUBMIT_FLAGS != 0
+            || (args.flags & uapi::DUMMY_GPU_SUBMIT_OUT_SYNCOBJ == 0 && args.out_syncobj != 0)
+        {
+            return Err(EINVAL);
+        }
+        if args.credits == 0 || args.credits > ring.queue.capacity() {
+            return Err(EINVAL);
+        }
+        if args.cmd_count > uapi::DUMMY_GPU_MAX_CMDS
+            || args.in_fence_count > uapi::DUMMY_GPU_MAX_IN_FENCES
+            || args.busy_us > uapi::DUMMY_GPU_MAX_BUSY_US
+        {
+            return Err(E2BIG);
+        }
+
+        let (bos, cmds) = Self::read_cmds(file, args)?;
+
+        let mut reader = user_reader(args.in_fences, args.in_fence_count, size_of::<i32>())?;
+        let mut deps = KVec::with_capacity(args.in_fence_count as usize, GFP_KERNEL)?;
+        for _ in 0..args.in_fence_count {
+            let fd = reader.read::<i32>()?;
+            deps.push(import_sync_file(fd).map_err(|_| EBADF)?, GFP_KERNEL)?;
+        }
+
+        let syncobj = if args.flags & uapi::DUMMY_GPU_SUBMIT_OUT_SYNCOBJ != 0 {
+            Some(SyncObj::lookup(file, args.out_syncobj)?)
+        } else {
+            None
+        };
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        let sync_file = SyncFile::new_unarmed()?;
+
+        let hang = args.flags & uapi::DUMMY_GPU_SUBMIT_HANG != 0;
+        let busy = Delta::from_micros(args.busy_us.into());
+        let job = GpuJob::new(bos, cmds, busy, hang)?;
+        let mut job = ring.queue.prepare(job, args.credits)?;
+        for d in deps {
+            job.add_dependency(d)?;
+        }
+
+        // The point of no return.
+        let done = job.submit();
+
+        if let Some(s) = syncobj {
+            s.replace_fence(Some(&done));
+        }
+        args.out_fence = fd.reserved_fd() as i32;
+        args.seqno = done.seqno();
+        sync_file.arm(&done).install(fd);
+        Ok(0)
+    }
+}
+
+/// The debugfs view of the rings' counters.
+struct RingsView(Arc<Shared>);
+
+impl fmt::Debug for RingsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.0;
+        let mut totals = KVec::new();
+        let open = {
+            let closed = shared.closed.lock();
+            for t in closed.iter() {
+                if totals.push(*t, GFP_KERNEL).is_err() {
+                    return Err(fmt::Error);
+                }
+            }
+            let files = shared.files.lock();
+            for fr in files.iter() {
+                for (i, r) in fr.rings.iter().enumerate() {
+                    if let Some(t) = totals.get_mut(i) {
+                        t.add(&r.queue.stats(), &r.engine.stats());
+                    }
+                }
+            }
+            files.len()
+        };
+        writeln!(
+            f,
+            "ring submitted completed errored timed_out cancelled in_flight pending credits_in_use executed irqs resets"
+        )?;
+        let mut all = RingTotals::default();
+        for (i, t) in totals.iter().enumerate() {
+            all.add(&t.queue, &t.engine);
+            write_row(f, &fmt!("{i}"), t)?;
+        }
+        write_row(f, &fmt!("all"), &all)?;
+        writeln!(f, "open_files {open}")?;
+        write!(
+            f,
+            "files_opened {}",
+            shared.files_opened.load(Relaxed)
+        )
+    }
+}
+
+fn write_row(f: &mut fmt::Formatter<'_>, name: &fmt::Arguments<'_>, t: &RingTotals) -> fmt::Result {
+    let q = &t.queue;
+    writeln!(
+        f,
+        "{name} {} {} {} {} {} {} {} {} {} {} {}",
+        q.submitted,
+        q.completed,
+        q.errored,
+        q.timed_out,
+        q.cancelled,
+        q.in_flight,
+        q.pending,
+        q.credits_in_use,
+        t.engine.executed,
+        t.engine.irqs,
+        t.engine.resets
+    )
+}
+
+struct DummyGpuModule {
+    // Field order is drop order: the debugfs file, then the DRM device, then its parent.
+    _rings_file: Pin<KBox<debugfs::File<RingsView>>>,
+    _debugfs: debugfs::Dir,
+    drm: Option<drm::Registration<'static, DummyGpu>>,
+    faux: KBox<faux::Registration>,
+}
+
+impl kernel::Module for DummyGpuModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let rings = module_parameters::rings.value();
+        let credits = module_parameters::ring_credits.value();
+        let timeout_ms = module_parameters::timeout_ms.value();
+        if !(1..=16).contains(&rings)
+            || !(1..=4096).contains(&credits)
+            || !(10..=60000).contains(&timeout_ms)
+        {
+            pr_err!("invalid parameters: rings={rings} ring_credits={credits} timeout_ms={timeout_ms}\n");
+            return Err(EINVAL);
+        }
+        let mut closed = KVec::with_capacity(rings as usize, GFP_KERNEL)?;
+        for _ in 0..rings {
+            closed.push(RingTotals::default(), GFP_KERNEL)?;
+        }
+        let shared = Arc::pin_init(
+            pin_init!(Shared {
+                rings,
+                credits,
+                timeout: Delta::from_millis(timeout_ms.into()),
+                files <- new_mutex!(KVec::new()),
+                closed <- new_mutex!(closed),
+                files_opened: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+
+        let faux = KBox::new(faux::Registration::new(c"dummy_gpu", None)?, GFP_KERNEL)?;
+        // SAFETY: The faux device lives in a box that `Self` owns and that outlives the DRM
+        // registration: `Drop` (and the field order) drops the registration first.
+        let parent: &'static faux::Registration = unsafe { &*(&raw const *faux) };
+        let fdev: &faux::Device<device::Bound> = parent.as_ref();
+        let udev = drm::UnregisteredDevice::<DummyGpu>::new(fdev, Ok(shared.clone()))?;
+        // SAFETY: The registration is stored in `Self` and dropped in `Drop`; it is never
+        // forgotten.
+        let reg = unsafe { drm::Registration::new(fdev.as_ref(), udev, (), 0)? };
+
+        let debugfs = debugfs::Dir::new(c"dummy_gpu");
+        let rings_file = KBox::pin_init(
+            debugfs.read_only_file(c"rings", RingsView(shared)),
+            GFP_KERNEL,
+        )?;
+        pr_info!("dummy_gpu: {rings} rings per file, {credits} credits, timeout {timeout_ms} ms\n");
+        Ok(Self {
+            _rings_file: rings_file,
+            _debugfs: debugfs,
+            drm: Some(reg),
+            faux,
+        })
+    }
+}
+
+impl Drop for DummyGpuModule {
+    fn drop(&mut self) {
+        // Unregister before the parent goes away (also ensured by the field order).
+        drop(self.drm.take());
+        // Out-fences that userspace still holds outlive the module: their ops and names belong
+        // to the kernel, not to us. Wait for the RCU callbacks that free fence data.
+        rcu::rcu_barrier();
+        let _ = &self.faux;
+    }
+}
