@@ -85,7 +85,7 @@ pub(crate) struct Cmd {
 #[pin_data]
 pub(crate) struct GpuJob {
     /// Kernel mappings of the buffer objects the commands use.
-    bos: KVec<BoMap>,
+    bos: KVec<Arc<BoMap>>,
     cmds: KVec<Cmd>,
     /// Minimum execution time, in nanoseconds.
     busy_ns: i64,
@@ -109,7 +109,7 @@ impl_list_item! {
 impl GpuJob {
     /// Creates a job; `cmds` must have been validated against `bos`.
     pub(crate) fn new(
-        bos: KVec<BoMap>,
+        bos: KVec<Arc<BoMap>>,
         cmds: KVec<Cmd>,
         busy: Delta,
         hang: bool,
@@ -335,7 +335,7 @@ impl Engine {
 
     fn kick_retire(this: ArcBorrow<'_, Self>) {
         // Already queued is fine: the running work empties the whole list.
-        let _ = workqueue::system().enqueue(Arc::from(this));
+        let _ = workqueue::system_dfl().enqueue(Arc::from(this));
     }
 
     /// Releases finished jobs. Process context.

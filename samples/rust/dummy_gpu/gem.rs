@@ -28,7 +28,10 @@ pub(crate) struct Bo {}
 /// A buffer object of this driver.
 pub(crate) type BoObject = shmem::Object<Bo>;
 
-/// A kernel mapping of a buffer object, held by a job until the job retires.
+/// A kernel mapping of a buffer object: what the "GPU" accesses it through.
+///
+/// Each file keeps one per buffer object it used (see [`File::bo_map`]), as a GPU driver keeps
+/// buffers mapped in the context's address space; jobs hold a reference until they retire.
 pub(crate) type BoMap = shmem::VMapOwned<Bo>;
 
 impl gem::DriverObject for Bo {
@@ -37,6 +40,11 @@ impl gem::DriverObject for Bo {
 
     fn new(_dev: &drm::Device<DummyGpu>, _size: usize, _args: ()) -> impl PinInit<Self, Error> {
         try_pin_init!(Bo {})
+    }
+
+    fn close(obj: &BoObject, file: &drm::File<File>) {
+        // The handle is gone: unmap the object from the file's "address space".
+        file.inner().forget_bo(obj);
     }
 }
 

@@ -236,6 +236,9 @@ unsafe impl FromBytes for UserCmd {}
 #[pin_data(PinnedDrop)]
 pub(crate) struct File {
     rings: Arc<FileRings>,
+    /// Kernel mappings of the buffer objects this file's jobs used, by handle.
+    #[pin]
+    maps: Mutex<KVec<(u32, Arc<BoMap>)>>,
 }
 
 impl drm::file::DriverFile for File {
@@ -245,7 +248,13 @@ impl drm::file::DriverFile for File {
         let shared: &Arc<Shared> = dev;
         let rings = FileRings::new(shared)?;
         shared.files.lock().push(rings.clone(), GFP_KERNEL)?;
-        KBox::pin_init(try_pin_init!(File { rings }), GFP_KERNEL)
+        KBox::pin_init(
+            try_pin_init!(File {
+                rings,
+                maps <- new_mutex!(KVec::new()),
+            }),
+            GFP_KERNEL,
+        )
     }
 }
 
@@ -269,6 +278,29 @@ fn user_reader(addr: u64, count: u32, size: usize) -> Result<kernel::uaccess::Us
 }
 
 impl File {
+    /// Returns the kernel mapping of the buffer object `handle`, mapping it on first use.
+    ///
+    /// Fails with `ENOENT` if the file has no such handle.
+    fn bo_map(&self, file: &drm::File<File>, handle: u32) -> Result<Arc<BoMap>> {
+        // Held across the lookup, so that a concurrent GEM_CLOSE of `handle` either makes the
+        // lookup fail or runs `forget_bo` after the mapping is in the list.
+        let mut maps = self.maps.lock();
+        if let Some((_, m)) = maps.iter().find(|(h, _)| *h == handle) {
+            return Ok(m.clone());
+        }
+        let bo = Bo::lookup(file, handle)?;
+        let map = Arc::new(bo.owned_vmap::<0>()?, GFP_KERNEL)?;
+        maps.push((handle, map.clone()), GFP_KERNEL)?;
+        Ok(map)
+    }
+
+    /// Drops the mappings of `obj`, whose handle was closed. Jobs still using it keep their own
+    /// references.
+    pub(crate) fn forget_bo(&self, obj: &gem::BoObject) {
+        let mut maps = self.maps.lock();
+        maps.retain(|(_, m)| !core::ptr::eq(m.owner(), obj));
+    }
+
     /// IOCTL: GET_PARAM.
     fn get_param(
         dev: &DummyGpuDevice<Registered>,
@@ -322,11 +354,12 @@ impl File {
     fn read_cmds(
         file: &drm::File<File>,
         args: &uapi::drm_dummy_gpu_submit,
-    ) -> Result<(KVec<BoMap>, KVec<Cmd>)> {
+    ) -> Result<(KVec<Arc<BoMap>>, KVec<Cmd>)> {
         let n = args.cmd_count as usize;
         let mut reader = user_reader(args.cmds, args.cmd_count, size_of::<UserCmd>())?;
         let mut handles: KVec<u32> = KVec::new();
-        let mut bos: KVec<BoMap> = KVec::new();
+        let mut bos: KVec<Arc<BoMap>> = KVec::new();
+        let ctx = file.inner();
         let mut cmds = KVec::with_capacity(n, GFP_KERNEL)?;
         // Returns the index of `handle`'s mapping in `bos`, mapping it on first use, and checks
         // that `[off, off + len)` is a word-aligned range of it.
@@ -334,8 +367,7 @@ impl File {
             let idx = match handles.iter().position(|&h| h == handle) {
                 Some(i) => i,
                 None => {
-                    let bo = Bo::lookup(file, handle)?;
-                    bos.push(bo.owned_vmap::<0>()?, GFP_KERNEL)?;
+                    bos.push(ctx.bo_map(file, handle)?, GFP_KERNEL)?;
                     handles.push(handle, GFP_KERNEL)?;
                     handles.len() - 1
                 }

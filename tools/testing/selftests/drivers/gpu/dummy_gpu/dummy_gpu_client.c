@@ -1,0 +1,1032 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Userspace client of the dummy GPU sample driver (samples/rust/dummy_gpu).
+ *
+ *   dummy_gpu_client demo [options]   random job DAG across all rings, with
+ *                                     sw_sync foreign fences; verifies every
+ *                                     buffer against a CPU reference; report
+ *   dummy_gpu_client test [options]   bad-input and teardown cases;
+ *                                     prints "N passed, M failed"
+ *
+ * Options: --jobs N, --rings N, --bos N, --bo-size BYTES, --seed N,
+ * --window N, --max-busy-us N, --sw-sync-pct N, --dep-pct N, --device PATH,
+ * --module NAME (test: unload that module last, with live fences),
+ * --no-sw-sync.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <drm/drm.h>
+#include <drm/dummy_gpu_drm.h>
+#include <linux/sync_file.h>
+
+/* sw_sync's private uapi (drivers/dma-buf/sw_sync.c). */
+struct sw_sync_create_fence_data {
+	__u32 value;
+	char name[32];
+	__s32 fence;
+};
+#define SW_SYNC_IOC_CREATE_FENCE _IOWR('W', 0, struct sw_sync_create_fence_data)
+#define SW_SYNC_IOC_INC _IOW('W', 1, __u32)
+#define SW_SYNC_PATH "/sys/kernel/debug/sync/sw_sync"
+#define DEBUGFS_RINGS "/sys/kernel/debug/dummy_gpu/rings"
+
+static struct {
+	const char *mode;
+	long jobs;
+	int rings;
+	int bos;
+	long bo_size;
+	unsigned int seed;
+	int window;
+	int max_busy_us;
+	int sw_pct;
+	int dep_pct;
+	const char *device;
+	const char *module;
+	int no_sw_sync;
+} opt = {
+	.jobs = 10000, .bos = 32, .bo_size = 4096, .seed = 1, .window = 256,
+	.max_busy_us = 20, .sw_pct = 5, .dep_pct = 20,
+};
+
+static int drm_fd = -1;
+static uint32_t dev_rings, dev_credits, dev_timeout_ms;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t rnd_state;
+
+static uint32_t rnd(void)
+{
+	/* xorshift64*: deterministic for a given --seed. */
+	rnd_state ^= rnd_state >> 12;
+	rnd_state ^= rnd_state << 25;
+	rnd_state ^= rnd_state >> 27;
+	return (uint32_t)((rnd_state * 2685821657736338717ull) >> 32);
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "dummy_gpu_client: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	exit(2);
+}
+
+/* ioctl that returns -errno. */
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	int r;
+
+	do {
+		r = ioctl(fd, req, arg);
+	} while (r == -1 && (errno == EINTR || errno == EAGAIN));
+	return r == -1 ? -errno : r;
+}
+
+static int open_device(void)
+{
+	glob_t g;
+	size_t i;
+	int fd = -1;
+
+	if (opt.device)
+		return open(opt.device, O_RDWR | O_CLOEXEC);
+	if (glob("/dev/dri/renderD*", 0, NULL, &g))
+		return -1;
+	for (i = 0; i < g.gl_pathc && fd < 0; i++) {
+		char name[64] = "";
+		struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
+		int f = open(g.gl_pathv[i], O_RDWR | O_CLOEXEC);
+
+		if (f < 0)
+			continue;
+		if (!xioctl(f, DRM_IOCTL_VERSION, &v) && !strcmp(name, "dummy_gpu"))
+			fd = f;
+		else
+			close(f);
+	}
+	globfree(&g);
+	return fd;
+}
+
+static uint64_t get_param(int fd, uint32_t p)
+{
+	struct drm_dummy_gpu_get_param a = { .param = p };
+
+	if (xioctl(fd, DRM_IOCTL_DUMMY_GPU_GET_PARAM, &a))
+		die("GET_PARAM %u failed\n", p);
+	return a.value;
+}
+
+static int bo_create(int fd, uint64_t size, uint32_t *handle)
+{
+	struct drm_dummy_gpu_bo_create a = { .size = size };
+	int r = xioctl(fd, DRM_IOCTL_DUMMY_GPU_BO_CREATE, &a);
+
+	*handle = a.handle;
+	return r;
+}
+
+static uint32_t *bo_map(int fd, uint32_t handle, size_t size)
+{
+	struct drm_dummy_gpu_bo_mmap_offset a = { .handle = handle };
+	void *p;
+
+	if (xioctl(fd, DRM_IOCTL_DUMMY_GPU_BO_MMAP_OFFSET, &a))
+		die("BO_MMAP_OFFSET failed\n");
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, a.offset);
+	if (p == MAP_FAILED)
+		die("mmap: %s\n", strerror(errno));
+	return p;
+}
+
+static void bo_close(int fd, uint32_t handle)
+{
+	struct drm_gem_close c = { .handle = handle };
+
+	xioctl(fd, DRM_IOCTL_GEM_CLOSE, &c);
+}
+
+struct submit {
+	uint32_t ring, credits, flags, syncobj, busy_us;
+	struct drm_dummy_gpu_cmd *cmds;
+	uint32_t ncmds;
+	int32_t *in;
+	uint32_t nin;
+};
+
+/* Returns the out-fence fd, or -errno. */
+static int submit(int fd, const struct submit *s)
+{
+	struct drm_dummy_gpu_submit a = {
+		.ring = s->ring, .credits = s->credits ? s->credits : 1,
+		.cmds = (uintptr_t)s->cmds, .cmd_count = s->ncmds,
+		.in_fences = (uintptr_t)s->in, .in_fence_count = s->nin,
+		.flags = s->flags, .out_syncobj = s->syncobj, .busy_us = s->busy_us,
+		.out_fence = -1,
+	};
+	int r = xioctl(fd, DRM_IOCTL_DUMMY_GPU_SUBMIT, &a);
+
+	return r ? r : a.out_fence;
+}
+
+/* Fence status (1 signalled, 0 active, <0 error) and signal timestamp. */
+static int fence_info(int fd, uint64_t *ts, char *driver, char *timeline)
+{
+	struct sync_fence_info fi;
+	struct sync_file_info info;
+
+	memset(&fi, 0, sizeof(fi));
+	memset(&info, 0, sizeof(info));
+	info.num_fences = 1;
+	info.sync_fence_info = (uintptr_t)&fi;
+	if (ioctl(fd, SYNC_IOC_FILE_INFO, &info))
+		return -1000 - errno;
+	if (ts)
+		*ts = fi.timestamp_ns;
+	if (driver)
+		snprintf(driver, 32, "%s", fi.driver_name);
+	if (timeline)
+		snprintf(timeline, 32, "%s", fi.obj_name);
+	return fi.status;
+}
+
+/* Waits for fd with poll(); returns 1 when readable, 0 on timeout. */
+static int wait_fence(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do {
+		r = poll(&p, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	return r == 1 && (p.revents & POLLIN);
+}
+
+static int sw_timeline(void)
+{
+	return open(SW_SYNC_PATH, O_RDWR | O_CLOEXEC);
+}
+
+static int sw_fence(int tl, uint32_t value)
+{
+	struct sw_sync_create_fence_data d = { .value = value };
+
+	snprintf(d.name, sizeof(d.name), "pt%u", value);
+	if (ioctl(tl, SW_SYNC_IOC_CREATE_FENCE, &d))
+		die("sw_sync create fence: %s\n", strerror(errno));
+	return d.fence;
+}
+
+static void sw_inc(int tl, uint32_t by)
+{
+	if (by && ioctl(tl, SW_SYNC_IOC_INC, &by))
+		die("sw_sync inc: %s\n", strerror(errno));
+}
+
+static void print_debugfs(const char *prefix)
+{
+	char line[512];
+	FILE *f = fopen(DEBUGFS_RINGS, "r");
+
+	if (!f) {
+		printf("%s(debugfs %s unavailable)\n", prefix, DEBUGFS_RINGS);
+		return;
+	}
+	while (fgets(line, sizeof(line), f))
+		printf("%s%s", prefix, line);
+	fclose(f);
+}
+
+/* The "all" row of the debugfs counters. */
+struct totals {
+	uint64_t submitted, completed, errored, timed_out, cancelled, in_flight, pending,
+		credits;
+};
+
+static int read_totals(struct totals *t)
+{
+	char line[512];
+	int ok = 0;
+	FILE *f = fopen(DEBUGFS_RINGS, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "all %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+			   " %" SCNu64 " %" SCNu64 " %" SCNu64, &t->submitted, &t->completed,
+			   &t->errored, &t->timed_out, &t->cancelled, &t->in_flight, &t->pending,
+			   &t->credits) == 8)
+			ok = 1;
+	fclose(f);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ demo */
+
+struct job {
+	int fd;
+	int ring;
+	int retired;
+	int status;
+	uint64_t t_submit;
+	uint64_t latency;
+};
+
+struct bo {
+	uint32_t handle;
+	uint32_t *map;
+	uint32_t *shadow;
+	long last_job;
+};
+
+static void apply_cpu(struct bo *bos, const struct drm_dummy_gpu_cmd *c)
+{
+	uint32_t *dst = bos[c->dst_handle].shadow;
+	uint64_t i, n = c->size / 4, d = c->dst_offset / 4, s = c->src_offset / 4;
+
+	for (i = 0; i < n; i++) {
+		switch (c->op) {
+		case DUMMY_GPU_OP_FILL:
+			dst[d + i] = c->value;
+			break;
+		case DUMMY_GPU_OP_ADD:
+			dst[d + i] += c->value;
+			break;
+		case DUMMY_GPU_OP_COPY:
+			dst[d + i] = bos[c->src_handle].shadow[s + i];
+			break;
+		}
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct job *jobs;
+static long n_retired, n_errors, n_stuck;
+static int tl = -1;
+static uint32_t sw_created, sw_signalled;
+
+static void sw_release_all(void)
+{
+	if (tl >= 0 && sw_signalled < sw_created) {
+		sw_inc(tl, sw_created - sw_signalled);
+		sw_signalled = sw_created;
+	}
+}
+
+/* Waits for jobs [from, to) (all unretired), with one poll() over their fds. */
+static void retire_range(long from, long to)
+{
+	struct pollfd *p = calloc(to - from, sizeof(*p));
+	long i, left = 0;
+	uint64_t deadline = now_ns() + 30ull * 1000000000ull;
+
+	/* They may depend on sw_sync points: release those first. */
+	sw_release_all();
+	for (i = from; i < to; i++) {
+		p[i - from].fd = jobs[i].fd;
+		p[i - from].events = POLLIN;
+		left++;
+	}
+	while (left && now_ns() < deadline) {
+		int r = poll(p, to - from, 1000);
+
+		if (r < 0 && errno != EINTR)
+			die("poll: %s\n", strerror(errno));
+		for (i = from; r > 0 && i < to; i++) {
+			struct pollfd *q = &p[i - from];
+			uint64_t ts = 0;
+
+			if (q->fd < 0 || !(q->revents & POLLIN))
+				continue;
+			jobs[i].status = fence_info(jobs[i].fd, &ts, NULL, NULL);
+			jobs[i].latency = ts > jobs[i].t_submit ? ts - jobs[i].t_submit : 0;
+			if (jobs[i].status != 1) {
+				if (n_errors < 5)
+					fprintf(stderr, "job %ld: fence status %d\n", i,
+						jobs[i].status);
+				n_errors++;
+			}
+			close(jobs[i].fd);
+			jobs[i].fd = -1;
+			jobs[i].retired = 1;
+			q->fd = -1;
+			n_retired++;
+			left--;
+		}
+	}
+	for (i = from; i < to; i++)
+		if (!jobs[i].retired) {
+			if (n_stuck < 5)
+				fprintf(stderr, "job %ld: not signalled after 30 s\n", i);
+			n_stuck++;
+			close(jobs[i].fd);
+			jobs[i].fd = -1;
+			jobs[i].retired = 1;
+		}
+	free(p);
+}
+
+static int demo(void)
+{
+	struct bo *bos = calloc(opt.bos, sizeof(*bos));
+	long words = opt.bo_size / 4, i, oldest = 0, mismatches = 0;
+	long dep_same = 0, dep_cross = 0, dep_foreign = 0, dep_bo = 0;
+	uint64_t t0, t1, *lat;
+	int rings = opt.rings ? opt.rings : (int)dev_rings;
+	struct totals tot;
+	int b;
+
+	if (rings > (int)dev_rings)
+		die("--rings %d, but the device has %u rings per file (module parameter rings=)\n",
+		    rings, dev_rings);
+	if (opt.bo_size < 64 || opt.bo_size % 4)
+		die("--bo-size must be a multiple of 4, at least 64\n");
+	jobs = calloc(opt.jobs, sizeof(*jobs));
+	lat = calloc(opt.jobs, sizeof(*lat));
+	if (!bos || !jobs || !lat)
+		die("out of memory\n");
+	if (!opt.no_sw_sync) {
+		tl = sw_timeline();
+		if (tl < 0)
+			die("%s: %s (CONFIG_SW_SYNC, debugfs)\n", SW_SYNC_PATH, strerror(errno));
+	}
+	for (b = 0; b < opt.bos; b++) {
+		if (bo_create(drm_fd, opt.bo_size, &bos[b].handle))
+			die("BO_CREATE failed\n");
+		bos[b].map = bo_map(drm_fd, bos[b].handle, opt.bo_size);
+		bos[b].shadow = calloc(words, 4);
+		bos[b].last_job = -1;
+	}
+
+	printf("demo: %ld jobs on %d rings (%u credits each), %d BOs of %ld bytes, seed %u\n",
+	       opt.jobs, rings, dev_credits, opt.bos, opt.bo_size, opt.seed);
+	fflush(stdout);
+	t0 = now_ns();
+	for (i = 0; i < opt.jobs; i++) {
+		struct drm_dummy_gpu_cmd cmds[3], ucmds[3];
+		int32_t in[DUMMY_GPU_MAX_IN_FENCES];
+		struct submit s = { .cmds = ucmds, .in = in };
+		int sw_fd = -1, c, k, r;
+
+		s.ring = rnd() % rings;
+		s.credits = 1 + rnd() % (dev_credits < 4 ? dev_credits : 4);
+		s.busy_us = opt.max_busy_us ? rnd() % (opt.max_busy_us + 1) : 0;
+		s.ncmds = 1 + rnd() % 3;
+		for (c = 0; c < (int)s.ncmds; c++) {
+			struct drm_dummy_gpu_cmd *m = &cmds[c];
+			long n = 1 + rnd() % (words < 256 ? words : 256);
+
+			memset(m, 0, sizeof(*m));
+			m->op = 1 + rnd() % 3;
+			m->dst_handle = rnd() % opt.bos;
+			m->dst_offset = 4 * (rnd() % (words - n + 1));
+			m->size = 4 * n;
+			if (m->op == DUMMY_GPU_OP_COPY) {
+				m->src_handle = rnd() % opt.bos;
+				m->src_offset = 4 * (rnd() % (words - n + 1));
+			} else {
+				m->value = rnd();
+			}
+			ucmds[c] = *m;
+			ucmds[c].dst_handle = bos[m->dst_handle].handle;
+			if (m->op == DUMMY_GPU_OP_COPY)
+				ucmds[c].src_handle = bos[m->src_handle].handle;
+		}
+		/* Every buffer access waits for the previous job that used the buffer. */
+		for (c = 0; c < (int)s.ncmds; c++) {
+			uint32_t used[2] = { cmds[c].dst_handle, cmds[c].src_handle };
+
+			for (k = 0; k < (cmds[c].op == DUMMY_GPU_OP_COPY ? 2 : 1); k++) {
+				long j = bos[used[k]].last_job;
+
+				if (j >= 0 && !jobs[j].retired) {
+					in[s.nin++] = jobs[j].fd;
+					dep_bo++;
+					if (jobs[j].ring == (int)s.ring)
+						dep_same++;
+					else
+						dep_cross++;
+				}
+			}
+		}
+		/* Plus a random earlier job, on any ring. */
+		if (i > oldest && (int)(rnd() % 100) < opt.dep_pct) {
+			long j = oldest + rnd() % (i - oldest);
+
+			if (!jobs[j].retired) {
+				in[s.nin++] = jobs[j].fd;
+				if (jobs[j].ring == (int)s.ring)
+					dep_same++;
+				else
+					dep_cross++;
+			}
+		}
+		/* Plus, sometimes, a foreign fence that this process signals later. */
+		if (tl >= 0 && (int)(rnd() % 100) < opt.sw_pct) {
+			sw_fd = sw_fence(tl, ++sw_created);
+			in[s.nin++] = sw_fd;
+			dep_foreign++;
+		}
+
+		jobs[i].ring = s.ring;
+		jobs[i].t_submit = now_ns();
+		r = submit(drm_fd, &s);
+		if (r < 0)
+			die("SUBMIT of job %ld failed: %s\n", i, strerror(-r));
+		jobs[i].fd = r;
+		if (sw_fd >= 0)
+			close(sw_fd);
+		for (c = 0; c < (int)s.ncmds; c++) {
+			apply_cpu(bos, &cmds[c]);
+			bos[cmds[c].dst_handle].last_job = i;
+			if (cmds[c].op == DUMMY_GPU_OP_COPY)
+				bos[cmds[c].src_handle].last_job = i;
+		}
+		/* Foreign fences stay unsignalled for up to 32 submissions. */
+		if (i % 32 == 31)
+			sw_release_all();
+		if (i + 1 - oldest > opt.window) {
+			long to = oldest + 64 < i + 1 ? oldest + 64 : i + 1;
+
+			retire_range(oldest, to);
+			oldest = to;
+		}
+	}
+	retire_range(oldest, opt.jobs);
+	t1 = now_ns();
+
+	for (b = 0; b < opt.bos; b++) {
+		long w;
+
+		for (w = 0; w < words; w++)
+			if (bos[b].map[w] != bos[b].shadow[w]) {
+				if (mismatches < 5)
+					fprintf(stderr, "BO %d word %ld: GPU %#x, CPU %#x\n", b, w,
+						bos[b].map[w], bos[b].shadow[w]);
+				mismatches++;
+			}
+		munmap(bos[b].map, opt.bo_size);
+		bo_close(drm_fd, bos[b].handle);
+		free(bos[b].shadow);
+	}
+
+	for (i = 0; i < opt.jobs; i++)
+		lat[i] = jobs[i].latency;
+	qsort(lat, opt.jobs, sizeof(*lat), cmp_u64);
+
+	printf("\n=== dummy_gpu demo report ===\n");
+	printf("jobs:              %ld on %d rings (%ld signalled)\n", opt.jobs, rings,
+	       n_retired);
+	printf("dependencies:      %ld intra-ring, %ld cross-ring, %ld foreign (sw_sync); %ld from buffer hazards\n",
+	       dep_same, dep_cross, dep_foreign, dep_bo);
+	printf("wall time:         %.3f s\n", (t1 - t0) / 1e9);
+	printf("throughput:        %.0f jobs/s\n", opt.jobs / ((t1 - t0) / 1e9));
+	printf("submit->signal:    p50 %.1f us, p99 %.1f us, max %.1f us\n",
+	       lat[opt.jobs / 2] / 1e3, lat[opt.jobs * 99 / 100] / 1e3,
+	       lat[opt.jobs - 1] / 1e3);
+	printf("fence errors:      %ld\n", n_errors);
+	printf("unsignalled:       %ld\n", n_stuck);
+	printf("buffers verified:  %d x %ld words, %ld mismatches\n", opt.bos, words,
+	       mismatches);
+	printf("driver counters (%s):\n", DEBUGFS_RINGS);
+	print_debugfs("  ");
+	if (read_totals(&tot) && tot.submitted != tot.completed + tot.errored +
+	    tot.timed_out + tot.cancelled + tot.in_flight + tot.pending) {
+		printf("counters do not balance\n");
+		mismatches++;
+	}
+	printf("result:            %s\n",
+	       n_errors || n_stuck || mismatches ? "FAILED" : "VERIFIED");
+	if (tl >= 0)
+		close(tl);
+	free(lat);
+	free(jobs);
+	free(bos);
+	return n_errors || n_stuck || mismatches ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ test */
+
+static int t_pass, t_fail, t_num;
+
+static void check(int ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	t_num++;
+	if (ok) {
+		t_pass++;
+		printf("ok %d - %s\n", t_num, name);
+		return;
+	}
+	t_fail++;
+	printf("not ok %d - %s: ", t_num, name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static void expect_err(int got, int want, const char *name)
+{
+	check(got == -want, name, "got %d (%s), want -%d (%s)", got,
+	      got < 0 ? strerror(-got) : "fd", want, strerror(want));
+	if (got >= 0)
+		close(got);
+}
+
+static struct drm_dummy_gpu_cmd fill(uint32_t h, uint64_t off, uint64_t size, uint32_t v)
+{
+	struct drm_dummy_gpu_cmd c = {
+		.op = DUMMY_GPU_OP_FILL, .dst_handle = h, .dst_offset = off, .size = size,
+		.value = v,
+	};
+	return c;
+}
+
+static int status_of(int fd, int wait_ms)
+{
+	wait_fence(fd, wait_ms);
+	return fence_info(fd, NULL, NULL, NULL);
+}
+
+static void test_bad_input(uint32_t bo, size_t bo_size)
+{
+	struct drm_dummy_gpu_cmd c = fill(bo, 0, 64, 1), cs[DUMMY_GPU_MAX_CMDS + 1];
+	struct drm_dummy_gpu_get_param gp = { .param = 99 };
+	struct drm_dummy_gpu_bo_mmap_offset mo = { .handle = 0xdead };
+	int32_t in[DUMMY_GPU_MAX_IN_FENCES + 1];
+	struct submit s = { .cmds = &c, .ncmds = 1 };
+	uint32_t h;
+	int null_fd, i;
+
+	expect_err(xioctl(drm_fd, DRM_IOCTL_DUMMY_GPU_GET_PARAM, &gp), EINVAL,
+		   "get_param: unknown parameter -> EINVAL");
+	expect_err(bo_create(drm_fd, 0, &h), EINVAL, "bo_create: size 0 -> EINVAL");
+	expect_err(bo_create(drm_fd, DUMMY_GPU_MAX_BO_SIZE + 1ull, &h), E2BIG,
+		   "bo_create: size over the limit -> E2BIG");
+	expect_err(xioctl(drm_fd, DRM_IOCTL_DUMMY_GPU_BO_MMAP_OFFSET, &mo), ENOENT,
+		   "bo_mmap_offset: bad handle -> ENOENT");
+
+	s.ring = dev_rings;
+	expect_err(submit(drm_fd, &s), ENXIO, "submit: bad ring -> ENXIO");
+	s.ring = 0;
+	{
+		struct drm_dummy_gpu_submit a = { .cmds = (uintptr_t)&c, .cmd_count = 1 };
+
+		expect_err(xioctl(drm_fd, DRM_IOCTL_DUMMY_GPU_SUBMIT, &a), EINVAL,
+			   "submit: zero credits -> EINVAL");
+	}
+	s.credits = dev_credits + 1;
+	expect_err(submit(drm_fd, &s), EINVAL, "submit: credits over capacity -> EINVAL");
+	s.credits = 1;
+	s.flags = 0x80;
+	expect_err(submit(drm_fd, &s), EINVAL, "submit: unknown flag -> EINVAL");
+	s.flags = 0;
+	s.syncobj = 1;
+	expect_err(submit(drm_fd, &s), EINVAL, "submit: syncobj without flag -> EINVAL");
+	s.syncobj = 0;
+	c.op = 77;
+	expect_err(submit(drm_fd, &s), EOPNOTSUPP, "submit: unknown command -> EOPNOTSUPP");
+	c = fill(0xdead, 0, 64, 1);
+	expect_err(submit(drm_fd, &s), ENOENT, "submit: bad BO handle -> ENOENT");
+	c = fill(bo, bo_size - 4, 8, 1);
+	expect_err(submit(drm_fd, &s), ERANGE, "submit: range past the BO end -> ERANGE");
+	c = fill(bo, ~0ull - 3, 8, 1);
+	expect_err(submit(drm_fd, &s), ERANGE, "submit: offset overflow -> ERANGE");
+	c = fill(bo, 2, 8, 1);
+	expect_err(submit(drm_fd, &s), ERANGE, "submit: misaligned offset -> ERANGE");
+	c = fill(bo, 0, 64, 1);
+	c.src_handle = bo;
+	expect_err(submit(drm_fd, &s), EINVAL, "submit: unused field set -> EINVAL");
+	c = fill(bo, 0, 64, 1);
+
+	in[0] = -1;
+	s.in = in;
+	s.nin = 1;
+	expect_err(submit(drm_fd, &s), EBADF, "submit: in-fence fd -1 -> EBADF");
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	in[0] = null_fd;
+	expect_err(submit(drm_fd, &s), EBADF, "submit: in-fence not a sync_file -> EBADF");
+	close(null_fd);
+	s.in = (int32_t *)8;
+	expect_err(submit(drm_fd, &s), EFAULT, "submit: bad in_fences pointer -> EFAULT");
+	s.in = NULL;
+	s.nin = 0;
+	s.cmds = (struct drm_dummy_gpu_cmd *)8;
+	expect_err(submit(drm_fd, &s), EFAULT, "submit: bad cmds pointer -> EFAULT");
+
+	for (i = 0; i <= DUMMY_GPU_MAX_CMDS; i++)
+		cs[i] = fill(bo, 0, 4, i);
+	s.cmds = cs;
+	s.ncmds = DUMMY_GPU_MAX_CMDS + 1;
+	expect_err(submit(drm_fd, &s), E2BIG, "submit: too many commands -> E2BIG");
+	s.ncmds = 1;
+	s.in = in;
+	s.nin = DUMMY_GPU_MAX_IN_FENCES + 1;
+	expect_err(submit(drm_fd, &s), E2BIG, "submit: too many in-fences -> E2BIG");
+	s.in = NULL;
+	s.nin = 0;
+	s.busy_us = DUMMY_GPU_MAX_BUSY_US + 1;
+	expect_err(submit(drm_fd, &s), E2BIG, "submit: busy time over the limit -> E2BIG");
+	s.busy_us = 0;
+	s.flags = DUMMY_GPU_SUBMIT_OUT_SYNCOBJ;
+	s.syncobj = 0xdead;
+	expect_err(submit(drm_fd, &s), ENOENT, "submit: bad out-syncobj -> ENOENT");
+}
+
+static void test_success_paths(uint32_t bo, uint32_t *map)
+{
+	struct drm_dummy_gpu_cmd c = fill(bo, 0, 256, 0xabcd0001);
+	struct submit s = { .cmds = &c, .ncmds = 1, .ring = dev_rings - 1, .credits = 1 };
+	struct drm_syncobj_create sc = { 0 };
+	struct drm_syncobj_handle sh = { 0 };
+	struct drm_syncobj_destroy sd = { 0 };
+	int fd, fd2, tl2, sw, st, i, ok;
+	uint64_t ts1 = 0, ts2 = 0;
+	int32_t in[1];
+
+	fd = submit(drm_fd, &s);
+	st = fd >= 0 ? status_of(fd, 5000) : fd;
+	ok = st == 1;
+	for (i = 0; i < 64; i++)
+		ok = ok && map[i] == 0xabcd0001;
+	check(ok, "submit: FILL executes and signals", "status %d, word0 %#x", st, map[0]);
+	if (fd >= 0)
+		close(fd);
+
+	/* A dependency on another ring orders the jobs. */
+	c = fill(bo, 0, 256, 0x1111);
+	s.ring = 0;
+	s.busy_us = 50000;
+	fd = submit(drm_fd, &s);
+	c = fill(bo, 0, 256, 0x2222);
+	s.ring = dev_rings > 1 ? 1 : 0;
+	s.busy_us = 0;
+	in[0] = fd;
+	s.in = in;
+	s.nin = 1;
+	fd2 = submit(drm_fd, &s);
+	ok = fd >= 0 && fd2 >= 0 && status_of(fd2, 5000) == 1 && status_of(fd, 5000) == 1;
+	fence_info(fd, &ts1, NULL, NULL);
+	fence_info(fd2, &ts2, NULL, NULL);
+	check(ok && ts2 >= ts1 && map[0] == 0x2222, "submit: cross-ring dependency orders jobs",
+	      "fds %d %d, ts %" PRIu64 " %" PRIu64 ", word0 %#x", fd, fd2, ts1, ts2, map[0]);
+	close(fd);
+	close(fd2);
+	s.in = NULL;
+	s.nin = 0;
+
+	/* A foreign (sw_sync) in-fence holds the job back until it signals. */
+	tl2 = sw_timeline();
+	if (tl2 >= 0) {
+		sw = sw_fence(tl2, 1);
+		in[0] = sw;
+		s.in = in;
+		s.nin = 1;
+		c = fill(bo, 0, 256, 0x3333);
+		fd = submit(drm_fd, &s);
+		usleep(20000);
+		st = fd >= 0 ? fence_info(fd, NULL, NULL, NULL) : fd;
+		sw_inc(tl2, 1);
+		ok = st == 0 && status_of(fd, 5000) == 1 && map[0] == 0x3333;
+		check(ok, "submit: sw_sync in-fence gates the job", "status before %d", st);
+		close(fd);
+		close(sw);
+		close(tl2);
+		s.in = NULL;
+		s.nin = 0;
+	} else {
+		check(0, "submit: sw_sync in-fence gates the job", "no %s", SW_SYNC_PATH);
+	}
+
+	/* The out-fence can also go to a syncobj. */
+	if (xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc) == 0) {
+		s.flags = DUMMY_GPU_SUBMIT_OUT_SYNCOBJ;
+		s.syncobj = sc.handle;
+		c = fill(bo, 0, 256, 0x4444);
+		fd = submit(drm_fd, &s);
+		sh.handle = sc.handle;
+		sh.flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE;
+		sh.fd = -1;
+		st = xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &sh);
+		ok = fd >= 0 && !st && status_of(sh.fd, 5000) == 1 && status_of(fd, 5000) == 1 &&
+		     map[0] == 0x4444;
+		check(ok, "submit: out-fence stored in a syncobj", "fd %d export %d", fd, st);
+		if (fd >= 0)
+			close(fd);
+		if (sh.fd >= 0)
+			close(sh.fd);
+		sd.handle = sc.handle;
+		xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_DESTROY, &sd);
+		s.flags = 0;
+		s.syncobj = 0;
+	} else {
+		check(0, "submit: out-fence stored in a syncobj", "SYNCOBJ_CREATE failed");
+	}
+
+	/* A job that hangs times out; the ring recovers. */
+	s.flags = DUMMY_GPU_SUBMIT_HANG;
+	s.ring = 0;
+	fd = submit(drm_fd, &s);
+	s.flags = 0;
+	c = fill(bo, 0, 256, 0x5555);
+	fd2 = submit(drm_fd, &s);
+	st = fd >= 0 ? status_of(fd, 4 * dev_timeout_ms + 1000) : fd;
+	i = fd2 >= 0 ? status_of(fd2, 4 * dev_timeout_ms + 1000) : fd2;
+	fd2 >= 0 ? close(fd2) : 0;
+	fd2 = submit(drm_fd, &s);
+	ok = st == -ETIMEDOUT && i == -ECANCELED && fd2 >= 0 && status_of(fd2, 5000) == 1;
+	check(ok, "submit: hung job gets -ETIMEDOUT, ring recovers",
+	      "hung %d, behind it %d, after reset %d", st, i,
+	      fd2 >= 0 ? fence_info(fd2, NULL, NULL, NULL) : fd2);
+	if (fd >= 0)
+		close(fd);
+	if (fd2 >= 0)
+		close(fd2);
+}
+
+static void test_teardown(void)
+{
+	int fd2 = open_device(), tl2 = sw_timeline(), out[9], n = 0, i, ok = 1, st = 0, dep;
+	uint32_t bo;
+	struct drm_dummy_gpu_cmd c;
+	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
+	int32_t in[1];
+	uint32_t *map;
+
+	if (fd2 < 0 || tl2 < 0 || bo_create(fd2, 4096, &bo)) {
+		check(0, "teardown: closing the file cancels its jobs", "setup failed");
+		return;
+	}
+	map = bo_map(fd2, bo, 4096);
+	c = fill(bo, 0, 64, 7);
+	/* Running jobs, and jobs waiting for a fence that never signals before close. */
+	for (i = 0; i < 4; i++) {
+		s.ring = i % dev_rings;
+		s.busy_us = 500000;
+		out[n++] = submit(fd2, &s);
+	}
+	in[0] = sw_fence(tl2, 1);
+	s.in = in;
+	s.nin = 1;
+	s.busy_us = 0;
+	for (i = 0; i < 4; i++) {
+		s.ring = i % dev_rings;
+		out[n++] = submit(fd2, &s);
+	}
+	close(in[0]);
+	munmap(map, 4096);
+	close(fd2);
+	for (i = 0; i < n; i++) {
+		st = out[i] >= 0 ? status_of(out[i], 2000) : out[i];
+		if (st != -ECANCELED)
+			ok = 0;
+	}
+	check(ok, "teardown: closing the file cancels its jobs (-ECANCELED)", "last status %d",
+	      st);
+
+	/* A job depending on a cancelled fence fails with that error and does not run. */
+	if (bo_create(drm_fd, 4096, &bo) == 0) {
+		map = bo_map(drm_fd, bo, 4096);
+		c = fill(bo, 0, 64, 9);
+		s.in = in;
+		s.nin = 1;
+		in[0] = out[n - 1];
+		s.ring = 0;
+		dep = submit(drm_fd, &s);
+		st = dep >= 0 ? status_of(dep, 2000) : dep;
+		check(st == -ECANCELED && map[0] == 0,
+		      "teardown: a failed in-fence fails the job, which does not run",
+		      "status %d, word0 %#x", st, map[0]);
+		if (dep >= 0)
+			close(dep);
+		munmap(map, 4096);
+		bo_close(drm_fd, bo);
+	}
+	for (i = 0; i < n; i++)
+		if (out[i] >= 0)
+			close(out[i]);
+	sw_inc(tl2, 1);
+	close(tl2);
+}
+
+static void test_unload(void)
+{
+	int fd = open_device(), tl2 = sw_timeline(), done, cancelled, st1, st2, rc;
+	char drv[32] = "", tln[32] = "";
+	struct drm_dummy_gpu_cmd c;
+	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
+	int32_t in[1];
+	uint32_t bo;
+
+	if (fd < 0 || tl2 < 0 || bo_create(fd, 4096, &bo)) {
+		check(0, "unload: module unload with live out-fences", "setup failed");
+		return;
+	}
+	c = fill(bo, 0, 64, 1);
+	done = submit(fd, &s);
+	in[0] = sw_fence(tl2, 1);
+	s.in = in;
+	s.nin = 1;
+	cancelled = submit(fd, &s);
+	close(in[0]);
+	status_of(done, 2000);
+	close(fd);
+	rc = syscall(SYS_delete_module, opt.module, O_NONBLOCK);
+	st1 = fence_info(done, NULL, drv, tln);
+	st2 = fence_info(cancelled, NULL, NULL, NULL);
+	check(rc == 0 && st1 == 1 && st2 == -ECANCELED && wait_fence(done, 0) &&
+	      wait_fence(cancelled, 0) && drv[0] && tln[0],
+	      "unload: out-fences stay readable after the module is gone",
+	      "delete_module %d (%s), status %d/%d, names '%s'/'%s'", rc,
+	      rc ? strerror(errno) : "ok", st1, st2, drv, tln);
+	printf("# after unload, fence names: driver '%s', timeline '%s'\n", drv, tln);
+	close(done);
+	close(cancelled);
+	sw_inc(tl2, 1);
+	close(tl2);
+}
+
+static int test(void)
+{
+	struct totals before, after;
+	uint32_t bo, *map;
+	int fd_probe, fd_probe2, have;
+
+	if (bo_create(drm_fd, 4096, &bo))
+		die("BO_CREATE failed\n");
+	map = bo_map(drm_fd, bo, 4096);
+
+	have = read_totals(&before);
+	fd_probe = open("/dev/null", O_RDONLY);
+	close(fd_probe);
+	test_bad_input(bo, 4096);
+	fd_probe2 = open("/dev/null", O_RDONLY);
+	close(fd_probe2);
+	check(fd_probe == fd_probe2, "bad input leaves no file descriptor behind",
+	      "next fd %d, was %d", fd_probe2, fd_probe);
+	check(have && read_totals(&after) && after.submitted == before.submitted,
+	      "bad input queues no job", "submitted %" PRIu64 " -> %" PRIu64,
+	      before.submitted, after.submitted);
+
+	test_success_paths(bo, map);
+	test_teardown();
+	munmap(map, 4096);
+	bo_close(drm_fd, bo);
+
+	check(read_totals(&after) && after.pending == 0 && after.in_flight == 0 &&
+	      after.credits == 0 && after.submitted == after.completed + after.errored +
+	      after.timed_out + after.cancelled,
+	      "counters balance, nothing left in flight",
+	      "submitted %" PRIu64 " completed %" PRIu64 " errored %" PRIu64 " timed_out %"
+	      PRIu64 " cancelled %" PRIu64 " in_flight %" PRIu64 " pending %" PRIu64,
+	      after.submitted, after.completed, after.errored, after.timed_out,
+	      after.cancelled, after.in_flight, after.pending);
+	print_debugfs("# ");
+	if (opt.module) {
+		close(drm_fd);
+		drm_fd = -1;
+		test_unload();
+	}
+	printf("%d passed, %d failed\n", t_pass, t_fail);
+	return t_fail ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct rlimit rl;
+	int i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		die("usage: %s demo|test [options]\n", argv[0]);
+	opt.mode = argv[1];
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--no-sw-sync")) {
+			opt.no_sw_sync = 1;
+			continue;
+		}
+		if (!v)
+			die("option %s needs a value\n", a);
+		i++;
+		if (!strcmp(a, "--jobs"))
+			opt.jobs = atol(v);
+		else if (!strcmp(a, "--rings"))
+			opt.rings = atoi(v);
+		else if (!strcmp(a, "--bos"))
+			opt.bos = atoi(v);
+		else if (!strcmp(a, "--bo-size"))
+			opt.bo_size = atol(v);
+		else if (!strcmp(a, "--seed"))
+			opt.seed = strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--window"))
+			opt.window = atoi(v);
+		else if (!strcmp(a, "--max-busy-us"))
+			opt.max_busy_us = atoi(v);
+		else if (!strcmp(a, "--sw-sync-pct"))
+			opt.sw_pct = atoi(v);
+		else if (!strcmp(a, "--dep-pct"))
+			opt.dep_pct = atoi(v);
+		else if (!strcmp(a, "--device"))
+			opt.device = v;
+		else if (!strcmp(a, "--module"))
+			opt.module = v;
+		else
+			die("unknown option %s\n", a);
+	}
+	if (opt.jobs < 1 || opt.bos < 1 || opt.window < 64)
+		die("--jobs and --bos must be positive, --window at least 64\n");
+	rnd_state = 0x9e3779b97f4a7c15ull ^ opt.seed;
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	drm_fd = open_device();
+	if (drm_fd < 0)
+		die("no dummy_gpu render node found\n");
+	dev_rings = get_param(drm_fd, DUMMY_GPU_PARAM_NUM_RINGS);
+	dev_credits = get_param(drm_fd, DUMMY_GPU_PARAM_RING_CREDITS);
+	dev_timeout_ms = get_param(drm_fd, DUMMY_GPU_PARAM_TIMEOUT_MS);
+	if (!strcmp(opt.mode, "demo"))
+		return demo();
+	if (!strcmp(opt.mode, "test"))
+		return test();
+	die("unknown mode %s\n", opt.mode);
+	return 2;
+}
