@@ -39,9 +39,65 @@ def walk(group, suites):
         walk(sub, suites)
 
 
+USER_CASE = re.compile(r"^(not )?ok (\d+) - (.*)$")
+USER_SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+USER_EXIT = re.compile(r"jq-run: exit (\d+)")
+
+
+def userspace(path):
+    """Judges the boot that ran the sample driver's userspace test mode.
+
+    Returns (passed, failed): the client's own counts, plus one failure for
+    each splat anywhere in that boot's log, and one if the client did not
+    finish (no summary line, or a nonzero exit without failed cases).
+    """
+    print("\n== Userspace test mode (dummy_gpu_client test) ==")
+    print(f"  full log: {path}")
+    passed = failed = 0
+    summary = rc = None
+    splats = []
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError as e:
+        print(f"  cannot read: {e}")
+        return 0, 1
+    for n, line in enumerate(lines, 1):
+        m = USER_CASE.match(line.strip())
+        if m and m.group(1):
+            print(f"  FAIL {m.group(2)} - {m.group(3)}")
+        m = USER_SUMMARY.match(line.strip())
+        if m:
+            summary = (int(m.group(1)), int(m.group(2)))
+        m = USER_EXIT.search(line)
+        if m:
+            rc = int(m.group(1))
+        if SPLAT.search(line):
+            splats.append((n, line.strip()))
+    if summary is None:
+        print("  the client printed no summary (crashed or never ran)")
+        failed += 1
+    else:
+        passed, failed = summary
+        print(f"  cases: {passed} passed, {failed} failed")
+    if rc != 0 and failed == 0:
+        print(f"  client exit status {rc}")
+        failed += 1
+    for n, text in splats:
+        print(f"  SPLAT (log line {n}): {text}")
+    failed += len(splats)
+    print(f"  splats: {len(splats)}")
+    return passed, failed
+
+
 def main():
-    log_path, json_path, suites_path = sys.argv[1:4]
-    flt = sys.argv[4] if len(sys.argv) > 4 else ""
+    args = sys.argv[1:]
+    user_log = None
+    if "--userspace" in args:
+        i = args.index("--userspace")
+        user_log = args[i + 1]
+        del args[i:i + 2]
+    log_path, json_path, suites_path = args[0:3]
+    flt = args[3] if len(args) > 3 else ""
     expected = [l.strip() for l in open(suites_path)
                 if l.strip() and not l.startswith("#")]
     if flt:
@@ -133,6 +189,10 @@ def main():
         ok = False
         failed += len(gating)
     print(f"  unexpected splats: {len(gating)}")
+    if user_log:
+        p, fl = userspace(user_log)
+        passed += p
+        failed += fl
     print(f"{passed} passed, {failed} failed")
     sys.exit(0 if ok and failed == 0 else 1)
 

@@ -1022,6 +1022,11 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// Any fence counts, including foreign C fences. Fences of one context are deduplicated,
     /// keeping the latest. A fence that already signalled is dropped, unless it signalled with
     /// an error, which the job's done fence will then carry (the job is not run).
+    ///
+    /// Deduplication relies on a timeline signalling in order, which says nothing about
+    /// errors: the error of an earlier fence of a timeline is only seen if that fence had
+    /// signalled when it was added; otherwise only the latest fence's status counts (as with
+    /// `drm_sched`, which keeps only the latest fence per context too).
     pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
         let node = self.node_mut();
         match fence.status() {

@@ -1137,14 +1137,19 @@ mod stress {
                     .iter()
                     .any(|&k| k > j && queue_of[k as usize] == queue_of[j as usize])
             };
-            let dep_failed = deps
-                .iter()
-                .any(|&j| effective(j) && fences[j as usize].status() != Some(Ok(())));
+            let failed = |j: &u32| fences[*j as usize].status() != Some(Ok(()));
+            let dep_failed = deps.iter().any(|j| effective(*j) && failed(j));
+            // A superseded dependency's error counts only if it had signalled when it was
+            // added (see `PreparedJob::add_dependency`): timing decides, so both outcomes are
+            // right then.
+            let superseded_failed = deps.iter().any(|j| !effective(*j) && failed(j));
             if dep_failed || fails[i] {
                 // A job with a failed dependency never succeeds.
                 assert!(st.is_err());
-            } else {
+            } else if !superseded_failed {
                 assert_eq!(st, Ok(()));
+                ok += 1;
+            } else if st.is_ok() {
                 ok += 1;
             }
         }
