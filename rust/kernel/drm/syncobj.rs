@@ -54,7 +54,10 @@ impl SyncObj {
     /// Looks up the syncobj `handle` of `file`.
     ///
     /// Fails with `ENOENT` if the file has no such syncobj. May sleep.
-    pub fn lookup<T: drm::file::DriverFile>(file: &drm::File<T>, handle: u32) -> Result<ARef<Self>> {
+    pub fn lookup<T: drm::file::DriverFile>(
+        file: &drm::File<T>,
+        handle: u32,
+    ) -> Result<ARef<Self>> {
         // SAFETY: `file` is a valid, open DRM file.
         let p = unsafe { bindings::drm_syncobj_find(file.as_raw(), handle) };
         let p = NonNull::new(p.cast::<Self>()).ok_or(ENOENT)?;

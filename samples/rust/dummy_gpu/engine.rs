@@ -28,8 +28,7 @@ use kernel::{
         ListArc,
         ListLinks, //
     },
-    new_spinlock_irq,
-    new_work,
+    new_spinlock_irq, new_work,
     prelude::*,
     sync::{
         atomic::{
@@ -137,12 +136,8 @@ impl GpuJob {
                 let d = c.dst_off + off;
                 let v = match c.op {
                     uapi::DUMMY_GPU_OP_FILL => Ok(c.value),
-                    uapi::DUMMY_GPU_OP_ADD => {
-                        dst.try_read32(d).map(|v| v.wrapping_add(c.value))
-                    }
-                    uapi::DUMMY_GPU_OP_COPY => {
-                        self.bos[c.src].try_read32(c.src_off + off)
-                    }
+                    uapi::DUMMY_GPU_OP_ADD => dst.try_read32(d).map(|v| v.wrapping_add(c.value)),
+                    uapi::DUMMY_GPU_OP_COPY => self.bos[c.src].try_read32(c.src_off + off),
                     _ => Err(EINVAL),
                 };
                 if let Ok(v) = v {
@@ -209,7 +204,6 @@ impl_has_hr_timer! {
 impl_has_work! {
     impl HasWork<Self> for Engine { self.retire_work }
 }
-
 
 impl Engine {
     pub(crate) fn new() -> Result<Arc<Self>> {

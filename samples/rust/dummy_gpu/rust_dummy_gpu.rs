@@ -15,9 +15,7 @@
 
 use core::fmt;
 use kernel::{
-    bindings,
-    debugfs,
-    device,
+    bindings, debugfs, device,
     dma_buf::sync_file::{
         import_sync_file,
         SyncFile, //
@@ -264,10 +262,7 @@ impl PinnedDrop for File {
         // The file's jobs are cancelled when the last reference to its rings goes, which is
         // ours once it is off the debugfs list.
         let shared = self.rings.shared.clone();
-        shared
-            .files
-            .lock()
-            .retain(|f| !Arc::ptr_eq(f, &self.rings));
+        shared.files.lock().retain(|f| !Arc::ptr_eq(f, &self.rings));
     }
 }
 
@@ -516,11 +511,7 @@ impl fmt::Debug for RingsView {
         }
         write_row(f, &fmt!("all"), &all)?;
         writeln!(f, "open_files {open}")?;
-        write!(
-            f,
-            "files_opened {}",
-            shared.files_opened.load(Relaxed)
-        )
+        write!(f, "files_opened {}", shared.files_opened.load(Relaxed))
     }
 }
 
@@ -580,9 +571,11 @@ impl kernel::Module for DummyGpuModule {
         )?;
 
         let faux = KBox::new(faux::Registration::new(c"dummy_gpu", None)?, GFP_KERNEL)?;
-        // SAFETY: The faux device lives in a box that `Self` owns and that outlives the DRM
+        // The faux device lives in a box that `Self` owns and that outlives the DRM
         // registration: `Drop` (and the field order) drops the registration first.
-        let parent: &'static faux::Registration = unsafe { &*(&raw const *faux) };
+        let parent: *const faux::Registration = &*faux;
+        // SAFETY: As above: the box outlives every use of the registration.
+        let parent: &'static faux::Registration = unsafe { &*parent };
         let fdev: &faux::Device<device::Bound> = parent.as_ref();
         let udev = drm::UnregisteredDevice::<DummyGpu>::new(fdev, Ok(shared.clone()))?;
         // SAFETY: The registration is stored in `Self` and dropped in `Drop`; it is never

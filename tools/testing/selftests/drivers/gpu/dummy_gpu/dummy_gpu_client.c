@@ -41,6 +41,7 @@ struct sw_sync_create_fence_data {
 	char name[32];
 	__s32 fence;
 };
+
 #define SW_SYNC_IOC_CREATE_FENCE _IOWR('W', 0, struct sw_sync_create_fence_data)
 #define SW_SYNC_IOC_INC _IOW('W', 1, __u32)
 #define SW_SYNC_PATH "/sys/kernel/debug/sync/sw_sync"
@@ -431,7 +432,7 @@ static int demo(void)
 		bos[b].last_job = -1;
 	}
 
-	printf("demo: %ld jobs on %d rings (%u credits each), %d BOs of %ld bytes, seed %u\n",
+	printf("dummy_gpu: %ld jobs on %d rings (%u credits each), %d BOs of %ld bytes, seed %u\n",
 	       opt.jobs, rings, dev_credits, opt.bos, opt.bo_size, opt.seed);
 	fflush(stdout);
 	t0 = now_ns();
@@ -547,11 +548,12 @@ static int demo(void)
 		lat[i] = jobs[i].latency;
 	qsort(lat, opt.jobs, sizeof(*lat), cmp_u64);
 
-	printf("\n=== dummy_gpu demo report ===\n");
+	printf("\n=== dummy_gpu %s report ===\n", opt.mode);
 	printf("jobs:              %ld on %d rings (%ld signalled)\n", opt.jobs, rings,
 	       n_retired);
-	printf("dependencies:      %ld intra-ring, %ld cross-ring, %ld foreign (sw_sync); %ld from buffer hazards\n",
-	       dep_same, dep_cross, dep_foreign, dep_bo);
+	printf("dependencies:      %ld intra-ring, %ld cross-ring, %ld foreign (sw_sync); ",
+	       dep_same, dep_cross, dep_foreign);
+	printf("%ld from buffer hazards\n", dep_bo);
 	printf("wall time:         %.3f s\n", (t1 - t0) / 1e9);
 	printf("throughput:        %.0f jobs/s\n", opt.jobs / ((t1 - t0) / 1e9));
 	printf("submit->signal:    p50 %.1f us, p99 %.1f us, max %.1f us\n",
