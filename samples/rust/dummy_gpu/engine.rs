@@ -244,12 +244,13 @@ impl Engine {
         self.queue.lock().take()
     }
 
-    /// Stops the engine for good, after its queue was torn down: cancels the interrupt and
-    /// releases every job it still holds. May sleep.
+    /// Stops the engine: cancels the interrupt and releases every job it still holds (they
+    /// will not execute). Called at teardown, once the queue is detached; idempotent. May
+    /// sleep.
     pub(crate) fn shutdown(self: &Arc<Self>) {
         let timer = self.hw.lock().timer.take();
-        // Cancels the timer, waiting for a running interrupt. Nothing re-arms it: the queue,
-        // whose `run` would, is gone.
+        // Cancels the timer, waiting for a running interrupt. Only the queue's `run` re-arms
+        // it, which stops once the queue is dropped.
         drop(timer);
         Work::<Self>::cancel_sync(self);
         self.move_ring_to_retired();

@@ -208,11 +208,14 @@ impl Drop for FileRings {
     /// Tears the rings down: every unsignalled out-fence signals `-ECANCELED`.
     fn drop(&mut self) {
         for (i, r) in self.rings.drain_all().enumerate() {
-            // Disconnect the interrupt first, so that the queue is dropped here, not in IRQ.
+            // Disconnect the interrupt first, so that the queue is dropped here, not in IRQ,
+            // and stop the engine, so that no cancelled job executes later.
             drop(r.engine.detach());
+            r.engine.shutdown();
             r.queue.kill();
             let q = r.queue.stats();
             drop(r.queue);
+            // Again: a `run` racing with the first shutdown may have restarted the engine.
             r.engine.shutdown();
             let e = r.engine.stats();
             if let Some(t) = self.shared.closed.lock().get_mut(i) {
