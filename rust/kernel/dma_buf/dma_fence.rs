@@ -304,6 +304,14 @@ unsafe impl<T: Send> Send for DriverFenceAllocation<T> {}
 // `T: Sync`.
 unsafe impl<T: Sync> Sync for DriverFenceAllocation<T> {}
 
+impl<T> DriverFenceAllocation<T> {
+    /// The start of the allocation, for memory accounting (`ksize()`) in benchmarks.
+    #[cfg(CONFIG_DRM_JOBQUEUE_BENCH)]
+    pub(crate) fn allocation_ptr(&self) -> *const core::ffi::c_void {
+        self.storage.as_ptr().cast()
+    }
+}
+
 impl<T: DriverFenceAllowedData> DriverFenceAllocation<T> {
     /// Allocates the memory for a fence and moves `data` into it.
     pub fn new(data: T, flags: Flags) -> Result<Self, AllocError> {

@@ -111,6 +111,9 @@ use core::{
 #[cfg(CONFIG_DRM_JOBQUEUE_KUNIT_TEST)]
 mod tests;
 
+#[cfg(CONFIG_DRM_JOBQUEUE_BENCH)]
+mod bench;
+
 /// Lockdep classes of the queue's locks and work items.
 ///
 /// Defined in non-generic, non-inlined functions with the names in `static`s, so that all

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the "jq-bench:" lines of a dev/bench boot into a table, JSON and plots.
+
+Usage: bench-report.py LOG OUTDIR
+Writes OUTDIR/results.json, OUTDIR/results.md, OUTDIR/inflight.svg and
+OUTDIR/deps.svg, and prints the Markdown.
+"""
+
+import json
+import re
+import statistics
+import sys
+
+LINE = re.compile(r"jq-bench: impl=(\w+) bench=(\w+) inflight=(\d+) deps=(\d+) jobs=(\d+) "
+                  r"submit_ns=(-?\d+) complete_ns=(-?\d+) total_ns=(-?\d+) bytes=(\d+)")
+NAMES = {"rust": "JobQueue (Rust)", "c": "drm_sched (C)"}
+
+
+def stat(v):
+    return {"min": min(v), "median": statistics.median(v), "runs": v}
+
+
+def main():
+    log, out = sys.argv[1], sys.argv[2]
+    text = open(log, errors="replace").read()
+    groups = {}
+    for m in LINE.finditer(text):
+        impl, bench, n, k, jobs, sub, comp, tot, b = m.groups()
+        jobs = int(jobs)
+        g = groups.setdefault((impl, bench, int(n), int(k)),
+                              {"total": [], "submit": [], "complete": [], "bytes": int(b)})
+        g["total"].append(int(tot) / jobs)
+        g["submit"].append(int(sub) / jobs)
+        g["complete"].append(int(comp) / jobs)
+    if not groups:
+        print(f"no jq-bench lines in {log}")
+        sys.exit(1)
+
+    res = {"measurements": [], "userspace": {}}
+    for (impl, bench, n, k), g in sorted(groups.items()):
+        res["measurements"].append({
+            "impl": impl, "bench": bench, "inflight": n, "deps": k,
+            "ns_per_job_total": stat(g["total"]), "ns_per_job_submit": stat(g["submit"]),
+            "ns_per_job_complete": stat(g["complete"]), "bytes_per_job": g["bytes"]})
+    m = re.search(r"throughput:\s+(\d+) jobs/s", text)
+    lat = re.search(r"submit->signal:\s+p50 ([\d.]+) us, p99 ([\d.]+) us", text)
+    jobs = re.search(r"jobs:\s+(\d+) on (\d+) rings", text)
+    verified = "result:            VERIFIED" in text
+    if m and lat:
+        res["userspace"] = {"jobs": int(jobs.group(1)) if jobs else None,
+                            "jobs_per_s": int(m.group(1)), "p50_us": float(lat.group(1)),
+                            "p99_us": float(lat.group(2)), "verified": verified}
+
+    def get(impl, bench, n, k, what="total", how="median"):
+        g = groups.get((impl, bench, n, k))
+        if not g:
+            return None
+        v = g[what]
+        return min(v) if how == "min" else statistics.median(v)
+
+    md = []
+    fmt = lambda x: "n/a" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.1f}")
+    ratio = lambda a, b: "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+    fc, fr = get("c", "fence_floor", 0, 0), get("rust", "fence_floor", 0, 0)
+    md.append("### Fence floor (ns per fence: init + signal + put, memory allocated beforehand)\n")
+    md.append("| | min | median |\n|---|---|---|")
+    md.append(f"| C `dma_fence` | {fmt(get('c', 'fence_floor', 0, 0, how='min'))} | {fmt(fc)} |")
+    md.append(f"| Rust `DriverFence` | {fmt(get('rust', 'fence_floor', 0, 0, how='min'))} | {fmt(fr)} |")
+    md.append(f"\nRust / C (medians): **{ratio(fr, fc)}**\n")
+
+    def sweep(title, bench, keys, label):
+        md.append(f"### {title}\n")
+        md.append(f"| {label} | JobQueue ns/job (min / median) | drm_sched ns/job (min / median) "
+                  "| JobQueue / drm_sched | JobQueue submit / complete ns/job "
+                  "| drm_sched submit / complete ns/job | JobQueue jobs/s | drm_sched jobs/s |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for n, k in keys:
+            r, c = get("rust", bench, n, k), get("c", bench, n, k)
+            md.append(
+                f"| {n if label == 'in flight' else k} "
+                f"| {fmt(get('rust', bench, n, k, how='min'))} / {fmt(r)} "
+                f"| {fmt(get('c', bench, n, k, how='min'))} / {fmt(c)} | {ratio(r, c)} "
+                f"| {fmt(get('rust', bench, n, k, 'submit'))} / {fmt(get('rust', bench, n, k, 'complete'))} "
+                f"| {fmt(get('c', bench, n, k, 'submit'))} / {fmt(get('c', bench, n, k, 'complete'))} "
+                f"| {fmt(1e9 / r) if r else 'n/a'} | {fmt(1e9 / c) if c else 'n/a'} |")
+        md.append("")
+
+    inflight = sorted({n for (i, b, n, k) in groups if b == "inflight"})
+    deps = sorted({k for (i, b, n, k) in groups if b == "deps"})
+    dn = next((n for (i, b, n, k) in groups if b == "deps"), 4096)
+    sweep("End to end per job, by jobs in flight (no dependencies)", "inflight",
+          [(n, 0) for n in inflight], "in flight")
+    sweep(f"End to end per job, by dependencies per job ({dn} in flight)", "deps",
+          [(dn, k) for k in deps], "dependencies")
+
+    md.append("### Memory per waiting job (sum of `ksize()` of what one job holds)\n")
+    md.append("| dependencies | JobQueue bytes | drm_sched bytes |\n|---|---|---|")
+    for k in deps:
+        gr, gc = groups.get(("rust", "deps", dn, k)), groups.get(("c", "deps", dn, k))
+        md.append(f"| {k} | {gr['bytes'] if gr else 'n/a'} | {gc['bytes'] if gc else 'n/a'} |")
+    md.append("")
+    u = res["userspace"]
+    md.append("### Userspace end to end (sample driver, SUBMIT ioctl to out-fence)\n")
+    if u:
+        md.append(f"{u['jobs']} jobs of the `dev/run` demo workload: **{u['jobs_per_s']} jobs/s**, "
+                  f"submit-to-signal p50 {u['p50_us']:.1f} us, p99 {u['p99_us']:.1f} us "
+                  f"({'verified' if u['verified'] else 'NOT verified'}).\n")
+    else:
+        md.append("(the demo did not report)\n")
+
+    # Targets.
+    t = []
+    worst = max((ratio_v for ratio_v in (
+        (get("rust", b, n, k) or 0) / (get("c", b, n, k) or 1)
+        for (i, b, n, k) in groups if i == "rust" and b in ("inflight", "deps"))), default=None)
+    t.append(("JobQueue end to end <= 0.5 x drm_sched in every scenario",
+              f"worst ratio {worst:.2f}" if worst is not None else "n/a",
+              worst is not None and worst <= 0.5))
+    best0 = min((get("rust", "inflight", n, 0) for n in inflight), default=None)
+    t.append(("JobQueue (0 deps) <= 2 x fence floor (C)",
+              f"best {fmt(best0)} ns vs floor {fmt(fc)} ns = {ratio(best0, fc)}",
+              best0 is not None and fc and best0 <= 2 * fc))
+    t.append(("Rust DriverFence <= 1.1 x C floor", f"{ratio(fr, fc)}",
+              fr is not None and fc and fr <= 1.1 * fc))
+    for k in (0, 16):
+        gr, gc = groups.get(("rust", "deps", dn, k)), groups.get(("c", "deps", dn, k))
+        t.append((f"bytes per job <= drm_sched at {k} deps",
+                  f"{gr['bytes'] if gr else 'n/a'} vs {gc['bytes'] if gc else 'n/a'}",
+                  bool(gr and gc and gr["bytes"] <= gc["bytes"])))
+    a, b = get("rust", "inflight", 65536, 0), get("rust", "inflight", 1, 0)
+    t.append(("per-job cost at 65536 in flight <= 1.5 x at 1", f"{ratio(a, b)}",
+              a is not None and b and a <= 1.5 * b))
+    md.append("### Targets\n")
+    md.append("| target | measured | holds |\n|---|---|---|")
+    for name, val, ok in t:
+        md.append(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+    res["targets"] = [{"target": n, "measured": v, "holds": bool(o)} for n, v, o in t]
+
+    out_md = "\n".join(md) + "\n"
+    open(f"{out}/results.md", "w").write(out_md)
+    json.dump(res, open(f"{out}/results.json", "w"), indent=1)
+    print(out_md)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for bench, xs, key, xlabel, fname, logx in (
+            ("inflight", inflight, lambda x: (x, 0), "jobs in flight", "inflight.svg", True),
+            ("deps", deps, lambda x: (dn, x), f"dependencies per job ({dn} in flight)",
+             "deps.svg", False)):
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        for impl, style in (("rust", "o-"), ("c", "s-")):
+            ys = [get(impl, bench, *key(x)) for x in xs]
+            ax.plot(xs, ys, style, label=NAMES[impl])
+        if fc:
+            ax.axhline(fc, color="gray", linestyle="--", label="fence floor (C)")
+        if fr:
+            ax.axhline(fr, color="gray", linestyle=":", label="fence floor (Rust)")
+        if logx:
+            ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ns per job, end to end (median of 5)")
+        ax.set_title(f"JobQueue vs drm_sched: {xlabel}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(f"{out}/{fname}")
+    print(f"wrote {out}/results.md, results.json, inflight.svg, deps.svg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * drm_sched benchmarks: the C side of dev/bench, next to the Rust JobQueue's
+ * (rust/kernel/drm/jobqueue/bench.rs), with the same scenarios and the same
+ * mock hardware, and the C dma_fence floor.
+ *
+ * One line per measurement:
+ *   jq-bench: impl=c bench=<name> inflight=<N> deps=<K> jobs=<n>
+ *             submit_ns=<t> complete_ns=<t> total_ns=<t> bytes=<b>
+ * Times are totals over jobs (or fences).
+ *
+ * The mock hardware is the benchmark thread: run_job only puts the job's
+ * hardware fence (embedded in the job, as drivers do) on the ring; once the
+ * whole round is on the ring, the thread signals the round's hardware fences
+ * with interrupts off, as an interrupt handler would.
+ */
+
+#include <drm/gpu_scheduler.h>
+#include <kunit/device.h>
+#include <kunit/test.h>
+#include <linux/dma-fence.h>
+#include <linux/ktime.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#define REPEATS 5
+#define JOBS 65536
+#define DEPS_INFLIGHT 4096
+
+static const unsigned int inflight_sweep[] = { 1, 64, 4096, 65536 };
+static const unsigned int deps_sweep[] = { 0, 1, 4, 16 };
+
+struct bench_hw {
+	spinlock_t fence_lock;	/* of the hardware fences */
+	spinlock_t lock;	/* on_ring, target, ring */
+	spinlock_t irq;		/* stands for the interrupt controller */
+	wait_queue_head_t wq;
+	u64 on_ring, target, context, seqno;
+	atomic64_t freed;
+	struct dma_fence **ring;
+	unsigned int ring_len;
+};
+
+struct bench_job {
+	struct drm_sched_job base;
+	struct dma_fence hw_fence;
+	struct bench_hw *hw;
+};
+
+static const char *bench_name(struct dma_fence *f)
+{
+	return "bench";
+}
+
+static void bench_job_free_rcu(struct rcu_head *rcu)
+{
+	struct dma_fence *f = container_of(rcu, struct dma_fence, rcu);
+
+	kfree(container_of(f, struct bench_job, hw_fence));
+}
+
+/* The job lives as long as its hardware fence. */
+static void bench_hw_fence_release(struct dma_fence *f)
+{
+	call_rcu(&f->rcu, bench_job_free_rcu);
+}
+
+static const struct dma_fence_ops bench_hw_fence_ops = {
+	.get_driver_name = bench_name,
+	.get_timeline_name = bench_name,
+	.release = bench_hw_fence_release,
+};
+
+static struct dma_fence *bench_run_job(struct drm_sched_job *sched_job)
+{
+	struct bench_job *job = container_of(sched_job, struct bench_job, base);
+	struct bench_hw *hw = job->hw;
+
+	spin_lock(&hw->lock);
+	dma_fence_init(&job->hw_fence, &bench_hw_fence_ops, &hw->fence_lock, hw->context,
+		       ++hw->seqno);
+	hw->ring[hw->ring_len++] = &job->hw_fence;
+	if (++hw->on_ring == hw->target)
+		wake_up_all(&hw->wq);
+	spin_unlock(&hw->lock);
+	/* One reference for the scheduler; the job keeps its own until free_job. */
+	return dma_fence_get(&job->hw_fence);
+}
+
+static enum drm_gpu_sched_stat bench_timedout_job(struct drm_sched_job *sched_job)
+{
+	return DRM_GPU_SCHED_STAT_NO_HANG;
+}
+
+static void bench_free_job(struct drm_sched_job *sched_job)
+{
+	struct bench_job *job = container_of(sched_job, struct bench_job, base);
+	struct bench_hw *hw = job->hw;
+
+	drm_sched_job_cleanup(sched_job);
+	dma_fence_put(&job->hw_fence);
+	atomic64_inc(&hw->freed);
+	wake_up_all(&hw->wq);
+}
+
+static const struct drm_sched_backend_ops bench_ops = {
+	.run_job = bench_run_job,
+	.timedout_job = bench_timedout_job,
+	.free_job = bench_free_job,
+};
+
+static const struct dma_fence_ops dep_fence_ops = {
+	.get_driver_name = bench_name,
+	.get_timeline_name = bench_name,
+};
+
+static void report(struct kunit *test, const char *bench, unsigned int inflight,
+		   unsigned int deps, unsigned long jobs, s64 submit, s64 complete, s64 total,
+		   size_t bytes)
+{
+	kunit_info(test,
+		   "jq-bench: impl=c bench=%s inflight=%u deps=%u jobs=%lu submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%zu\n",
+		   bench, inflight, deps, jobs, submit, complete, total, bytes);
+}
+
+/* What a submitted, waiting job holds: job, scheduler fence, dependency array. */
+static size_t job_bytes(struct bench_job *job)
+{
+	size_t b = ksize(job) + ksize(job->base.s_fence);
+	void *head = READ_ONCE(job->base.dependencies.xa_head);
+
+	if (xa_is_node(head))
+		b += ksize(xa_to_node(head));
+	return b;
+}
+
+static void run_sched(struct kunit *test, unsigned int inflight, unsigned int deps,
+		      s64 t[3], size_t *bytes)
+{
+	struct drm_gpu_scheduler sched;
+	struct drm_gpu_scheduler *list[] = { &sched };
+	struct drm_sched_entity entity;
+	struct drm_sched_init_args args = {
+		.ops = &bench_ops,
+		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
+		.credit_limit = inflight,
+		.timeout = MAX_SCHEDULE_TIMEOUT,
+		.name = "bench",
+		.dev = kunit_device_register(test, "sched-bench"),
+	};
+	unsigned int rounds = DIV_ROUND_UP(JOBS, inflight), r, i, k;
+	u64 dep_ctx = dma_fence_context_alloc(deps ?: 1);
+	struct dma_fence **dep = NULL, **done;
+	struct bench_hw *hw;
+	spinlock_t dep_lock;
+	unsigned long flags;
+	ktime_t t0, t1, t2, t3, t4;
+
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
+	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, hw);
+	spin_lock_init(&hw->fence_lock);
+	spin_lock_init(&hw->lock);
+	spin_lock_init(&hw->irq);
+	spin_lock_init(&dep_lock);
+	init_waitqueue_head(&hw->wq);
+	hw->context = dma_fence_context_alloc(1);
+	hw->ring = kvcalloc(inflight, sizeof(*hw->ring), GFP_KERNEL);
+	done = kvcalloc(inflight, sizeof(*done), GFP_KERNEL);
+	if (deps)
+		dep = kvcalloc((size_t)inflight * deps, sizeof(*dep), GFP_KERNEL);
+	KUNIT_ASSERT_TRUE(test, hw->ring && done && (!deps || dep));
+	KUNIT_ASSERT_EQ(test, drm_sched_init(&sched, &args), 0);
+	KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&entity, DRM_SCHED_PRIORITY_NORMAL, list, 1,
+						    NULL), 0);
+	t[0] = t[1] = t[2] = 0;
+
+	for (r = 0; r < rounds; r++) {
+		/* Not timed: the dependencies' producers. */
+		for (i = 0; i < inflight * deps; i++) {
+			dep[i] = kzalloc(sizeof(*dep[i]), GFP_KERNEL);
+			KUNIT_ASSERT_NOT_NULL(test, dep[i]);
+			dma_fence_init(dep[i], &dep_fence_ops, &dep_lock, dep_ctx + i % deps,
+				       r * inflight + i / deps + 1);
+		}
+		spin_lock(&hw->lock);
+		hw->target = (u64)(r + 1) * inflight;
+		hw->ring_len = 0;
+		spin_unlock(&hw->lock);
+
+		t0 = ktime_get();
+		for (i = 0; i < inflight; i++) {
+			struct bench_job *job = kzalloc(sizeof(*job), GFP_KERNEL);
+
+			KUNIT_ASSERT_NOT_NULL(test, job);
+			job->hw = hw;
+			KUNIT_ASSERT_EQ(test, drm_sched_job_init(&job->base, &entity, 1, NULL, 1), 0);
+			for (k = 0; k < deps; k++)
+				KUNIT_ASSERT_EQ(test, drm_sched_job_add_dependency(&job->base,
+					dma_fence_get(dep[i * deps + k])), 0);
+			if (r == 0 && i == 0)
+				*bytes = job_bytes(job);
+			drm_sched_job_arm(&job->base);
+			done[i] = dma_fence_get(&job->base.s_fence->finished);
+			drm_sched_entity_push_job(&job->base);
+		}
+		t1 = ktime_get();
+		for (i = 0; i < inflight * deps; i++) {
+			dma_fence_signal(dep[i]);
+			dma_fence_put(dep[i]);
+		}
+		wait_event(hw->wq, READ_ONCE(hw->on_ring) >= hw->target);
+		t2 = ktime_get();
+		spin_lock_irqsave(&hw->irq, flags);
+		for (i = 0; i < hw->ring_len; i++)
+			dma_fence_signal(hw->ring[i]);
+		spin_unlock_irqrestore(&hw->irq, flags);
+		t3 = ktime_get();
+		/* Done when the scheduler has let go of every job, as the JobQueue has. */
+		wait_event(hw->wq, atomic64_read(&hw->freed) >= hw->target);
+		t4 = ktime_get();
+		t[0] += ktime_to_ns(ktime_sub(t1, t0));
+		t[1] += ktime_to_ns(ktime_sub(t3, t2));
+		t[2] += ktime_to_ns(ktime_sub(t4, t0));
+		for (i = 0; i < inflight; i++) {
+			KUNIT_EXPECT_EQ(test, dma_fence_get_status(done[i]), 1);
+			dma_fence_put(done[i]);
+		}
+	}
+	drm_sched_entity_destroy(&entity);
+	drm_sched_fini(&sched);
+	kvfree(dep);
+	kvfree(done);
+	kvfree(hw->ring);
+}
+
+static void sched_bench_inflight(struct kunit *test)
+{
+	unsigned int n, rep;
+	size_t bytes = 0;
+	s64 t[3];
+
+	for (n = 0; n < ARRAY_SIZE(inflight_sweep); n++)
+		for (rep = 0; rep < REPEATS; rep++) {
+			run_sched(test, inflight_sweep[n], 0, t, &bytes);
+			report(test, "inflight", inflight_sweep[n], 0,
+			       (unsigned long)DIV_ROUND_UP(JOBS, inflight_sweep[n]) *
+			       inflight_sweep[n], t[0], t[1], t[2], bytes);
+		}
+}
+
+static void sched_bench_deps(struct kunit *test)
+{
+	unsigned int d, rep;
+	size_t bytes = 0;
+	s64 t[3];
+
+	for (d = 0; d < ARRAY_SIZE(deps_sweep); d++)
+		for (rep = 0; rep < REPEATS; rep++) {
+			run_sched(test, DEPS_INFLIGHT, deps_sweep[d], t, &bytes);
+			report(test, "deps", DEPS_INFLIGHT, deps_sweep[d], JOBS, t[0], t[1], t[2],
+			       bytes);
+		}
+}
+
+/* The C floor: dma_fence_init + signal + put on memory allocated beforehand. */
+static void fence_floor_c(struct kunit *test)
+{
+	struct dma_fence **f = kvcalloc(JOBS, sizeof(*f), GFP_KERNEL);
+	u64 ctx = dma_fence_context_alloc(1);
+	unsigned int i, rep;
+	spinlock_t lock;
+	ktime_t t0;
+
+	KUNIT_ASSERT_NOT_NULL(test, f);
+	spin_lock_init(&lock);
+	for (rep = 0; rep < REPEATS; rep++) {
+		for (i = 0; i < JOBS; i++) {
+			f[i] = kmalloc(sizeof(*f[i]), GFP_KERNEL);
+			KUNIT_ASSERT_NOT_NULL(test, f[i]);
+		}
+		t0 = ktime_get();
+		for (i = 0; i < JOBS; i++) {
+			dma_fence_init(f[i], &dep_fence_ops, &lock, ctx, i + 1);
+			dma_fence_signal(f[i]);
+			dma_fence_put(f[i]);
+		}
+		report(test, "fence_floor", 0, 0, JOBS, 0, 0,
+		       ktime_to_ns(ktime_sub(ktime_get(), t0)), 0);
+	}
+	kvfree(f);
+}
+
+static struct kunit_case sched_bench_cases[] = {
+	KUNIT_CASE_SLOW(fence_floor_c),
+	KUNIT_CASE_SLOW(sched_bench_inflight),
+	KUNIT_CASE_SLOW(sched_bench_deps),
+	{}
+};
+
+static struct kunit_suite sched_bench_suite = {
+	.name = "drm_sched_bench",
+	.test_cases = sched_bench_cases,
+};
+
+kunit_test_suite(sched_bench_suite);
+
+MODULE_DESCRIPTION("drm_sched benchmarks, compared with the Rust JobQueue by dev/bench");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! JobQueue benchmarks, run by `dev/bench` in a kernel without debug options.
+//!
+//! The C counterpart, with the same scenarios for `drm_sched` and the C fence floor, is
+//! `drivers/gpu/drm/scheduler/tests/sched_bench.c`. Both print one line per measurement:
+//!
+//! `jq-bench: impl=<rust|c> bench=<name> inflight=<N> deps=<K> jobs=<n> submit_ns=<t>
+//! complete_ns=<t> total_ns=<t> bytes=<b>`
+//!
+//! Times are totals over `jobs` jobs (or fences); `dev/bench` divides and aggregates.
+//!
+//! The mock hardware is the benchmark thread itself: `run` only records that a job reached the
+//! ring, and once the whole round is on the ring the thread completes it as an interrupt handler
+//! would, with interrupts off, through [`JobQueue::complete`] (one call for the round).
+
+use super::{
+    JobQueue,
+    JobQueueDriver,
+    PreparedJob,
+    TimeoutAction, //
+};
+use crate::{
+    bindings,
+    dma_buf::{
+        DriverFence,
+        DriverFenceAllocation,
+        Fence,
+        FenceCtx, //
+    },
+    new_condvar,
+    new_spinlock,
+    new_spinlock_irq,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Arc,
+        CondVar,
+        SpinLock,
+        SpinLockIrq, //
+    },
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+};
+
+/// Repetitions of every measurement.
+const REPEATS: usize = 5;
+/// Jobs per measurement (rounds of `inflight` jobs).
+const JOBS: usize = 65536;
+/// Jobs in flight at once, for the in-flight sweep (no dependencies).
+const INFLIGHT: [usize; 4] = [1, 64, 4096, 65536];
+/// Dependencies per job, for the dependency sweep.
+const DEPS: [usize; 4] = [0, 1, 4, 16];
+/// Jobs in flight in the dependency sweep.
+const DEPS_INFLIGHT: usize = 4096;
+
+/// Progress of the ring, shared by `run` and the benchmark thread.
+struct Ring {
+    on_ring: u64,
+    target: u64,
+}
+
+#[pin_data]
+struct BenchHw {
+    #[pin]
+    ring: SpinLock<Ring>,
+    #[pin]
+    cv: CondVar,
+    /// Stands for the interrupt controller: its guard disables interrupts.
+    #[pin]
+    irq: SpinLockIrq<()>,
+}
+
+struct BenchDriver {
+    hw: Arc<BenchHw>,
+}
+
+impl JobQueueDriver for BenchDriver {
+    type Job = ();
+
+    fn run(&self, _job: (), _seqno: u64, _done: &Fence) {
+        let mut r = self.hw.ring.lock();
+        r.on_ring += 1;
+        if r.on_ring == r.target {
+            self.hw.cv.notify_all();
+        }
+    }
+
+    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+        TimeoutAction::Progressing
+    }
+}
+
+fn now() -> Instant<Monotonic> {
+    Instant::now()
+}
+
+fn ns(d: Delta) -> i64 {
+    d.as_nanos()
+}
+
+fn ksize(p: *const core::ffi::c_void) -> usize {
+    // SAFETY: `p` is the start of a live slab or kmalloc allocation (callers' duty).
+    unsafe { bindings::ksize(p) }
+}
+
+fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], bytes: usize) {
+    pr_info!(
+        "jq-bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
+         submit_ns={} complete_ns={} total_ns={} bytes={bytes}\n",
+        t[0],
+        t[1],
+        t[2]
+    );
+}
+
+/// Waits until `target` jobs of the round reached the ring.
+fn wait_on_ring(hw: &BenchHw, target: u64) {
+    let mut r = hw.ring.lock();
+    while r.on_ring < target {
+        hw.cv.wait(&mut r);
+    }
+}
+
+/// One measurement: `JOBS` jobs in rounds of `inflight`, each with `deps` dependencies on
+/// foreign timelines that signal after the round was submitted. Returns (submit, complete,
+/// total) nanoseconds, and the bytes one waiting job holds.
+fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
+    let hw = Arc::pin_init(
+        pin_init!(BenchHw {
+            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
+            cv <- new_condvar!(),
+            irq <- new_spinlock_irq!(()),
+        }),
+        GFP_KERNEL,
+    )?;
+    let q = JobQueue::new(
+        BenchDriver { hw: hw.clone() },
+        c"bench",
+        c"bench",
+        inflight as u32,
+        Delta::from_secs(600),
+    )?;
+    let mut ctxs = KVec::with_capacity(deps, GFP_KERNEL)?;
+    for _ in 0..deps {
+        ctxs.push(FenceCtx::new(c"bench", c"dep")?, GFP_KERNEL)?;
+    }
+    let rounds = JOBS.div_ceil(inflight);
+    let mut t = [0i64; 3];
+    let mut bytes = 0;
+    let mut jobs: KVec<PreparedJob<BenchDriver>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
+    let mut dep_fences: KVec<DriverFence<()>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
+    let mut dep_refs: KVec<ARef<Fence>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
+    let mut done: KVec<ARef<Fence>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
+    for round in 0..rounds {
+        // Not timed: the dependencies' producers, and the driver's own allocations.
+        for _ in 0..inflight {
+            for c in ctxs.iter() {
+                let f = c.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+                dep_refs.push(f.fence(), GFP_KERNEL)?;
+                dep_fences.push(f, GFP_KERNEL)?;
+            }
+        }
+        hw.ring.lock().target = ((round + 1) * inflight) as u64;
+
+        // Submit: prepare, dependencies, submit.
+        let t0 = now();
+        for i in 0..inflight {
+            let mut job = q.prepare((), 1)?;
+            for d in dep_refs[i * deps..(i + 1) * deps].iter() {
+                job.add_dependency(d.clone())?;
+            }
+            if round == 0 && i == 0 {
+                bytes = job_bytes(&job);
+            }
+            jobs.push(job, GFP_KERNEL)?;
+        }
+        for job in jobs.drain_all() {
+            done.push(job.submit(), GFP_KERNEL)?;
+        }
+        let t1 = now();
+        // The producers finish; the queue runs the round.
+        for f in dep_fences.drain_all() {
+            let _ = f.signal(Ok(()));
+        }
+        wait_on_ring(&hw, ((round + 1) * inflight) as u64);
+        // The interrupt: the whole round finished.
+        let t2 = now();
+        {
+            let _irq = hw.irq.lock();
+            if let Some(last) = done.last() {
+                q.complete(last.seqno(), Ok(()));
+            }
+        }
+        let t3 = now();
+        t[0] += ns(t1 - t0);
+        t[1] += ns(t3 - t2);
+        t[2] += ns(t3 - t0);
+        for f in done.drain_all() {
+            if f.status() != Some(Ok(())) {
+                return Err(EIO);
+            }
+        }
+        dep_refs.clear();
+    }
+    if q.stats().completed != (rounds * inflight) as u64 {
+        return Err(EIO);
+    }
+    Ok((t, bytes))
+}
+
+/// The memory a prepared (and, once submitted, waiting) job holds: its node, its dependency
+/// array, its done fence, and its share of the two XArray nodes (64 slots each) that index it.
+fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
+    let node: &super::JobNode<BenchDriver> = &job.node;
+    let mut b = ksize((node as *const super::JobNode<BenchDriver>).cast());
+    if node.deps.capacity() > 0 {
+        b += ksize(node.deps.as_ptr().cast());
+    }
+    if let Some(a) = node.alloc.as_ref() {
+        b += ksize(a.allocation_ptr());
+    }
+    let xa_node = core::mem::size_of::<bindings::xa_node>();
+    b + 2 * xa_node.div_ceil(64)
+}
+
+/// The cost of the fence abstraction: `DriverFence` from a pre-made allocation, signal, drop.
+fn fence_floor() -> Result<i64> {
+    let ctx = FenceCtx::new(c"bench", c"floor")?;
+    let mut allocs = KVec::with_capacity(JOBS, GFP_KERNEL)?;
+    for _ in 0..JOBS {
+        allocs.push(DriverFenceAllocation::new((), GFP_KERNEL)?, GFP_KERNEL)?;
+    }
+    let t0 = now();
+    for a in allocs.drain_all() {
+        let f = ctx.new_fence(a);
+        let _ = f.signal(Ok(()));
+    }
+    Ok(ns(now() - t0))
+}
+
+#[kunit_tests(rust_jobqueue_bench)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_floor_rust() -> Result {
+        for _ in 0..REPEATS {
+            let t = fence_floor()?;
+            report("fence_floor", 0, 0, JOBS, [0, 0, t], 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn jobqueue_inflight() -> Result {
+        for n in INFLIGHT {
+            for _ in 0..REPEATS {
+                let (t, bytes) = run_queue(n, 0)?;
+                report("inflight", n, 0, JOBS.div_ceil(n) * n, t, bytes);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn jobqueue_deps() -> Result {
+        for k in DEPS {
+            for _ in 0..REPEATS {
+                let (t, bytes) = run_queue(DEPS_INFLIGHT, k)?;
+                report("deps", DEPS_INFLIGHT, k, JOBS, t, bytes);
+            }
+        }
+        Ok(())
+    }
+}
