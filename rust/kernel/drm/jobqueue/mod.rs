@@ -923,7 +923,9 @@ impl<D: JobQueueDriver> JobQueue<D> {
             None if idx == seqno => Drain::Signal(result),
             None => Drain::Stop,
         });
-        if signalled {
+        // Returned credits may let a waiting job run. With nothing waiting there is nothing
+        // to start, and no reason to bounce through the workqueue.
+        if signalled && self.inner.state.lock().stats.pending > 0 {
             self.inner.as_arc_borrow().kick();
         }
     }

@@ -147,8 +147,9 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 		.credit_limit = inflight,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
 		.name = "bench",
-		.dev = kunit_device_register(test, "sched-bench"),
 	};
+	static unsigned int instance;
+	char name[32];
 	unsigned int rounds = DIV_ROUND_UP(JOBS, inflight), r, i, k;
 	u64 dep_ctx = dma_fence_context_alloc(deps ?: 1);
 	struct dma_fence **dep = NULL, **done;
@@ -157,6 +158,8 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	unsigned long flags;
 	ktime_t t0, t1, t2, t3, t4;
 
+	snprintf(name, sizeof(name), "sched-bench-%u", instance++);
+	args.dev = kunit_device_register(test, name);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
 	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, hw);
