@@ -67,7 +67,8 @@ def main():
     md.append("| | min | median |\n|---|---|---|")
     md.append(f"| C `dma_fence` | {fmt(get('c', 'fence_floor', 0, 0, how='min'))} | {fmt(fc)} |")
     md.append(f"| Rust `DriverFence` | {fmt(get('rust', 'fence_floor', 0, 0, how='min'))} | {fmt(fr)} |")
-    md.append(f"\nRust / C (medians): **{ratio(fr, fc)}**\n")
+    md.append(f"\nRust / C: medians **{ratio(fr, fc)}**, minimums "
+              f"{ratio(get('rust', 'fence_floor', 0, 0, how='min'), get('c', 'fence_floor', 0, 0, how='min'))}\n")
 
     def sweep(title, bench, keys, label):
         md.append(f"### {title}\n")
@@ -139,6 +140,19 @@ def main():
 
     out_md = "\n".join(md) + "\n"
     open(f"{out}/results.md", "w").write(out_md)
+    # Keep the README's copy of the table current (between its bench markers).
+    readme = f"{out}/../README.md"
+    try:
+        r = open(readme).read()
+        a, b = "<!-- bench:begin -->", "<!-- bench:end -->"
+        if a in r and b in r:
+            body = (out_md.replace("### ", "#### ") +
+                    "\n![ns per job by jobs in flight](bench/inflight.svg)\n"
+                    "![ns per job by dependencies](bench/deps.svg)\n")
+            r = r[:r.index(a) + len(a)] + "\n" + body + r[r.index(b):]
+            open(readme, "w").write(r)
+    except OSError:
+        pass
     json.dump(res, open(f"{out}/results.json", "w"), indent=1)
     print(out_md)
 
@@ -167,7 +181,8 @@ def main():
         ax.legend()
         fig.tight_layout()
         fig.savefig(f"{out}/{fname}")
-    print(f"wrote {out}/results.md, results.json, inflight.svg, deps.svg")
+        fig.savefig(f"{out}/{fname[:-4]}.png", dpi=100)
+    print(f"wrote {out}/results.md, results.json, inflight.svg/.png, deps.svg/.png")
 
 
 if __name__ == "__main__":

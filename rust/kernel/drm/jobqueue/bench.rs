@@ -28,9 +28,7 @@ use crate::{
         Fence,
         FenceCtx, //
     },
-    new_condvar,
-    new_spinlock,
-    new_spinlock_irq,
+    new_condvar, new_spinlock, new_spinlock_irq,
     prelude::*,
     sync::{
         aref::ARef,
@@ -150,6 +148,8 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
     }
     let rounds = JOBS.div_ceil(inflight);
     let mut t = [0i64; 3];
+    // Start without RCU callbacks (freed fences) of earlier measurements pending.
+    crate::sync::rcu::rcu_barrier();
     let mut bytes = 0;
     let mut jobs: KVec<PreparedJob<BenchDriver>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
     let mut dep_fences: KVec<DriverFence<()>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
@@ -234,6 +234,8 @@ fn fence_floor() -> Result<i64> {
     for _ in 0..JOBS {
         allocs.push(DriverFenceAllocation::new((), GFP_KERNEL)?, GFP_KERNEL)?;
     }
+    // Start without RCU callbacks (freed fences) of earlier measurements pending.
+    crate::sync::rcu::rcu_barrier();
     let t0 = now();
     for a in allocs.drain_all() {
         let f = ctx.new_fence(a);

@@ -1034,13 +1034,12 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// `drm_sched`, which keeps only the latest fence per context too).
     pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
         let node = self.node_mut();
-        match fence.status() {
-            Some(Ok(())) => return Ok(()),
-            Some(Err(e)) => {
+        // The lock-free check first: `status()` takes the fence's lock.
+        if fence.is_signaled() {
+            if let Some(Err(e)) = fence.status() {
                 node.dep_error.get_or_insert(e);
-                return Ok(());
             }
-            None => {}
+            return Ok(());
         }
         let ctx = fence.context();
         if let Some(old) = node.deps.iter_mut().find(|d| d.context() == ctx) {

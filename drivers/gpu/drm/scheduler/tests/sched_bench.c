@@ -20,6 +20,7 @@
 #include <kunit/test.h>
 #include <linux/dma-fence.h>
 #include <linux/ktime.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
@@ -154,9 +155,10 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	u64 dep_ctx = dma_fence_context_alloc(deps ?: 1);
 	struct dma_fence **dep = NULL, **done;
 	struct bench_hw *hw;
-	spinlock_t dep_lock;
+	spinlock_t dep_lock;	/* of the dependency fences */
 	unsigned long flags;
 	ktime_t t0, t1, t2, t3, t4;
+	int ret;
 
 	snprintf(name, sizeof(name), "sched-bench-%u", instance++);
 	args.dev = kunit_device_register(test, name);
@@ -177,12 +179,14 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	KUNIT_ASSERT_EQ(test, drm_sched_init(&sched, &args), 0);
 	KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&entity, DRM_SCHED_PRIORITY_NORMAL, list, 1,
 						    NULL), 0);
-	t[0] = t[1] = t[2] = 0;
+	memset(t, 0, 3 * sizeof(*t));
+	/* Start without RCU callbacks (freed fences) of earlier measurements pending. */
+	rcu_barrier();
 
 	for (r = 0; r < rounds; r++) {
 		/* Not timed: the dependencies' producers. */
 		for (i = 0; i < inflight * deps; i++) {
-			dep[i] = kzalloc(sizeof(*dep[i]), GFP_KERNEL);
+			dep[i] = kzalloc_obj(*dep[i], GFP_KERNEL);
 			KUNIT_ASSERT_NOT_NULL(test, dep[i]);
 			dma_fence_init(dep[i], &dep_fence_ops, &dep_lock, dep_ctx + i % deps,
 				       r * inflight + i / deps + 1);
@@ -198,10 +202,13 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 
 			KUNIT_ASSERT_NOT_NULL(test, job);
 			job->hw = hw;
-			KUNIT_ASSERT_EQ(test, drm_sched_job_init(&job->base, &entity, 1, NULL, 1), 0);
-			for (k = 0; k < deps; k++)
-				KUNIT_ASSERT_EQ(test, drm_sched_job_add_dependency(&job->base,
-					dma_fence_get(dep[i * deps + k])), 0);
+			ret = drm_sched_job_init(&job->base, &entity, 1, NULL, 1);
+			KUNIT_ASSERT_EQ(test, ret, 0);
+			for (k = 0; k < deps; k++) {
+				ret = drm_sched_job_add_dependency(&job->base,
+								   dma_fence_get(dep[i * deps + k]));
+				KUNIT_ASSERT_EQ(test, ret, 0);
+			}
 			if (r == 0 && i == 0)
 				*bytes = job_bytes(job);
 			drm_sched_job_arm(&job->base);
@@ -273,16 +280,17 @@ static void fence_floor_c(struct kunit *test)
 	struct dma_fence **f = kvcalloc(JOBS, sizeof(*f), GFP_KERNEL);
 	u64 ctx = dma_fence_context_alloc(1);
 	unsigned int i, rep;
-	spinlock_t lock;
+	spinlock_t lock;	/* of the fences */
 	ktime_t t0;
 
 	KUNIT_ASSERT_NOT_NULL(test, f);
 	spin_lock_init(&lock);
 	for (rep = 0; rep < REPEATS; rep++) {
 		for (i = 0; i < JOBS; i++) {
-			f[i] = kmalloc(sizeof(*f[i]), GFP_KERNEL);
+			f[i] = kmalloc_obj(*f[i], GFP_KERNEL);
 			KUNIT_ASSERT_NOT_NULL(test, f[i]);
 		}
+		rcu_barrier();
 		t0 = ktime_get();
 		for (i = 0; i < JOBS; i++) {
 			dma_fence_init(f[i], &dep_fence_ops, &lock, ctx, i + 1);
