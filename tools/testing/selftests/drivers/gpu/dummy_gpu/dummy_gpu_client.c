@@ -886,6 +886,121 @@ static void test_teardown(void)
 	close(tl2);
 }
 
+static void write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (write(fd, val, strlen(val)) < 0)
+			fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		close(fd);
+	}
+}
+
+/*
+ * The syzkaller technique: fail the k-th fault-injection point of a SUBMIT,
+ * for k = 1, 2, ... until a SUBMIT goes through without hitting one. Every
+ * failed SUBMIT must fail with -ENOMEM and queue nothing.
+ */
+static void test_failnth(uint32_t bo, int ndeps, int syncobj)
+{
+	struct drm_dummy_gpu_cmd c = fill(bo, 0, 64, 0x77);
+	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
+	struct drm_syncobj_create sc = { 0 };
+	struct drm_syncobj_destroy sd = { 0 };
+	int32_t in[DUMMY_GPU_MAX_IN_FENCES];
+	int tls[DUMMY_GPU_MAX_IN_FENCES];
+	int nth, k, r, left, injected = 0, bad = 0, first_bad = 0, ok = 0, i, st = 0;
+	int absorbed = 0;
+	struct totals before, after;
+	char buf[32], name[96];
+
+	snprintf(name, sizeof(name), "fail-nth: every allocation of SUBMIT (%d deps%s)", ndeps,
+		 syncobj ? ", out-syncobj" : "");
+	nth = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
+	if (nth < 0) {
+		check(0, name, "no /proc/thread-self/fail-nth (CONFIG_FAULT_INJECTION)");
+		return;
+	}
+	for (i = 0; i < ndeps; i++) {
+		tls[i] = sw_timeline();
+		in[i] = tls[i] >= 0 ? sw_fence(tls[i], 1) : -1;
+	}
+	s.in = in;
+	s.nin = ndeps;
+	if (syncobj && !xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc)) {
+		s.flags = DUMMY_GPU_SUBMIT_OUT_SYNCOBJ;
+		s.syncobj = sc.handle;
+	}
+	read_totals(&before);
+	for (k = 1; k < 2000; k++) {
+		snprintf(buf, sizeof(buf), "%d", k);
+		if (pwrite(nth, buf, strlen(buf), 0) < 0)
+			break;
+		r = submit(drm_fd, &s);
+		memset(buf, 0, sizeof(buf));
+		if (pread(nth, buf, sizeof(buf) - 1, 0) < 0)
+			break;
+		left = atoi(buf);
+		if (left && r < 0) {
+			/* Not injected, yet failed: report it. */
+			if (!bad)
+				first_bad = r;
+			bad++;
+			pwrite(nth, "0", 1, 0);
+			break;
+		}
+		if (left) {
+			/* Not injected: this SUBMIT went through. */
+			pwrite(nth, "0", 1, 0);
+			ok = r >= 0;
+			if (r >= 0) {
+				for (i = 0; i < ndeps; i++)
+					sw_inc(tls[i], 1);
+				st = status_of(r, 5000);
+				close(r);
+			}
+			break;
+		}
+		injected++;
+		if (r >= 0) {
+			/* The failure was absorbed (an allocation retried); the job is queued. */
+			for (i = 0; i < ndeps; i++)
+				sw_inc(tls[i], 1);
+			if (status_of(r, 5000) != 1)
+				bad++;
+			close(r);
+			absorbed++;
+			continue;
+		}
+		if (r != -ENOMEM) {
+			if (!bad)
+				first_bad = r;
+			bad++;
+			if (r >= 0)
+				close(r);
+		}
+	}
+	read_totals(&after);
+	check(ok && !bad && st == 1 && after.submitted == before.submitted + 1 + absorbed &&
+	      after.pending == 0 && after.in_flight == 0, name,
+	      "%d faults injected, %d not -ENOMEM (first %d), final submit %s, status %d, submitted +%"
+	      PRIu64, injected, bad, first_bad, ok ? "ok" : "failed", st,
+	      after.submitted - before.submitted);
+	printf("# %s: %d faults injected (%d absorbed by a retry)\n", name, injected, absorbed);
+	for (i = 0; i < ndeps; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (tls[i] >= 0)
+			close(tls[i]);
+	}
+	if (sc.handle) {
+		sd.handle = sc.handle;
+		xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_DESTROY, &sd);
+	}
+	close(nth);
+}
+
 static void test_unload(void)
 {
 	int fd = open_device(), tl2 = sw_timeline(), done, cancelled, st1, st2, rc;
@@ -946,6 +1061,15 @@ static int test(void)
 	      before.submitted, after.submitted);
 
 	test_success_paths(bo, map);
+	/* Let GFP_KERNEL allocations fail too; quietly. */
+	write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
+	write_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N");
+	write_file("/sys/kernel/debug/failslab/verbose", "0");
+	write_file("/sys/kernel/debug/fail_page_alloc/verbose", "0");
+	test_failnth(bo, 0, 0);
+	test_failnth(bo, 1, 0);
+	test_failnth(bo, 16, 0);
+	test_failnth(bo, 1, 1);
 	test_teardown();
 	munmap(map, 4096);
 	bo_close(drm_fd, bo);
