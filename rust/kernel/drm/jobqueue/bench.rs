@@ -216,7 +216,7 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
 /// array, its done fence, and its share of the two XArray nodes (64 slots each) that index it.
 fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
     let node: &super::JobNode<BenchDriver> = &job.node;
-    let mut b = ksize((node as *const super::JobNode<BenchDriver>).cast());
+    let mut b = ksize(core::ptr::from_ref(node).cast());
     if node.deps.capacity() > 0 {
         b += ksize(node.deps.as_ptr().cast());
     }
