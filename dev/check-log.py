@@ -22,7 +22,8 @@ SPLAT = re.compile(
     r"KASAN:|UBSAN:|unreferenced object 0x|kmemleak: \d+ new suspected|"
     r"INFO: (possible|inconsistent|trying to register|task .* blocked)|"
     r"rcu: INFO: .*stall|ODEBUG:|list_(add|del) corruption|"
-    r"turning off the locking correctness validator")
+    r"turning off the locking correctness validator|"
+    r"enqueued on deprecated workqueue")
 MARK = re.compile(r"jq-expect-splat: (begin|end) (\S+)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 SUITE_END = re.compile(r"^(not )?ok \d+ \S")
@@ -89,8 +90,22 @@ def userspace(path):
     return passed, failed
 
 
+def splats_only(path):
+    """--splats LOG: prints the splats of a plain boot log; exit 1 if any."""
+    n_found = 0
+    with open(path, errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if SPLAT.search(line):
+                print(f"  SPLAT (log line {n}): {line.strip()}")
+                n_found += 1
+    print(f"splats: {n_found}")
+    sys.exit(1 if n_found else 0)
+
+
 def main():
     args = sys.argv[1:]
+    if args[:1] == ["--splats"]:
+        splats_only(args[1])
     user_log = None
     if "--userspace" in args:
         i = args.index("--userspace")

@@ -51,7 +51,7 @@ mod util {
     pub(super) fn spawn<F: FnOnce() + Send + 'static>(f: F) -> Result<Arc<Completion>> {
         let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
         let d = done.clone();
-        crate::workqueue::system().try_spawn(GFP_KERNEL, move || {
+        crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
             f();
             d.complete_all();
         })?;

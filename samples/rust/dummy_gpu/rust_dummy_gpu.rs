@@ -135,14 +135,7 @@ struct RingTotals {
 
 impl RingTotals {
     fn add(&mut self, q: &JobQueueStats, e: &EngineStats) {
-        self.queue.submitted += q.submitted;
-        self.queue.completed += q.completed;
-        self.queue.errored += q.errored;
-        self.queue.timed_out += q.timed_out;
-        self.queue.cancelled += q.cancelled;
-        self.queue.in_flight += q.in_flight;
-        self.queue.pending += q.pending;
-        self.queue.credits_in_use += q.credits_in_use;
+        self.queue += *q;
         self.engine.executed += e.executed;
         self.engine.irqs += e.irqs;
         self.engine.resets += e.resets;

@@ -318,6 +318,20 @@ pub struct JobQueueStats {
     pub credits_in_use: u32,
 }
 
+/// Sums counters, for example of several queues or of a queue's successive instances.
+impl core::ops::AddAssign for JobQueueStats {
+    fn add_assign(&mut self, o: Self) {
+        self.submitted += o.submitted;
+        self.completed += o.completed;
+        self.errored += o.errored;
+        self.timed_out += o.timed_out;
+        self.cancelled += o.cancelled;
+        self.in_flight += o.in_flight;
+        self.pending += o.pending;
+        self.credits_in_use += o.credits_in_use;
+    }
+}
+
 impl JobQueueStats {
     fn count(&mut self, res: Result) {
         match res {

@@ -588,7 +588,7 @@ mod scenarios {
             let results = results.clone();
             let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
             let d = done.clone();
-            crate::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
                 for i in 0..PER {
                     let q = if (i + t) % 2 == 0 { &a } else { &b };
                     match q.prepare(MockJob::new(1), 1) {
@@ -712,7 +712,7 @@ mod scenarios {
             let results = results.clone();
             let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
             let d = done.clone();
-            crate::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
                 for i in 0..PER {
                     match q.prepare(MockJob::new(1 + (i % 2) as u32), 1 + (i % 2) as u32) {
                         Ok(p) => {
