@@ -118,7 +118,9 @@ struct drm_dummy_gpu_cmd {
 #define DUMMY_GPU_SUBMIT_OUT_SYNCOBJ	1
 /* Test hook: the job never completes; the ring's timeout recovers it. */
 #define DUMMY_GPU_SUBMIT_HANG		2
-#define DUMMY_GPU_SUBMIT_FLAGS		3
+/* Test hook: the job faults on the GPU; its out-fence signals -EIO. */
+#define DUMMY_GPU_SUBMIT_FAULT		4
+#define DUMMY_GPU_SUBMIT_FLAGS		7
 
 /**
  * struct drm_dummy_gpu_submit - argument of DRM_IOCTL_DUMMY_GPU_SUBMIT
@@ -126,8 +128,9 @@ struct drm_dummy_gpu_cmd {
  * Queues a job on ring @ring. It runs once every fence in @in_fences has
  * signalled and the ring has @credits free credits; it occupies the ring for
  * at least @busy_us microseconds. Its out-fence signals when the ring finished
- * it: with 0, or with the error of a failed input fence, -ETIMEDOUT if it hung,
- * -ECANCELED if the file was closed or the ring reset before it finished.
+ * it: with 0, or with the error of a failed input fence, -EIO if it faulted,
+ * -ETIMEDOUT if it hung, -ECANCELED if the file was closed or the ring reset
+ * before it finished.
  *
  * Errors (nothing is queued, no fd is created):
  *

@@ -90,6 +90,8 @@ pub(crate) struct GpuJob {
     busy_ns: i64,
     /// Test hook: the job never finishes.
     hang: bool,
+    /// Test hook: the job faults (its commands do not execute; it completes with `EIO`).
+    fault: bool,
     /// The job's seqno on its queue, set when it is put on the ring.
     seqno: Atomic<u64>,
     /// When the job finishes (monotonic ns), set when it is put on the ring.
@@ -112,6 +114,7 @@ impl GpuJob {
         cmds: KVec<Cmd>,
         busy: Delta,
         hang: bool,
+        fault: bool,
     ) -> Result<ListArc<Self>> {
         ListArc::pin_init(
             try_pin_init!(Self {
@@ -119,6 +122,7 @@ impl GpuJob {
                 cmds,
                 busy_ns: busy.as_nanos(),
                 hang,
+                fault,
                 seqno: Atomic::new(0),
                 due: Atomic::new(0),
                 links <- ListLinks::new(),
@@ -163,7 +167,7 @@ struct Hw {
 /// Counters of one engine.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct EngineStats {
-    /// Jobs executed.
+    /// Jobs the engine finished (executed, or faulted with the FAULT test hook).
     pub(crate) executed: u64,
     /// Completion interrupts.
     pub(crate) irqs: u64,
@@ -361,13 +365,18 @@ impl HrTimerCallback for Engine {
         let now = this.now_ns();
         let mut retired_any = false;
         while let Some(job) = this.pop_due(now) {
-            job.execute();
+            let result = if job.fault {
+                Err(EIO)
+            } else {
+                job.execute();
+                Ok(())
+            };
             let seqno = job.seqno.load(Relaxed);
             this.retired.lock().push_back(job);
             retired_any = true;
             this.executed.fetch_add(1, Relaxed);
             if let Some(q) = this.queue.lock().as_ref() {
-                q.complete(seqno, Ok(()));
+                q.complete(seqno, result);
             }
         }
         if retired_any {

@@ -453,7 +453,8 @@ impl File {
 
         let hang = args.flags & uapi::DUMMY_GPU_SUBMIT_HANG != 0;
         let busy = Delta::from_micros(args.busy_us.into());
-        let job = GpuJob::new(bos, cmds, busy, hang)?;
+        let fault = args.flags & uapi::DUMMY_GPU_SUBMIT_FAULT != 0;
+        let job = GpuJob::new(bos, cmds, busy, hang, fault)?;
         let mut job = ring.queue.prepare(job, args.credits)?;
         for d in deps {
             job.add_dependency(d)?;

@@ -1174,3 +1174,181 @@ mod stress {
         assert!(lockdep_enabled());
     }
 }
+
+/// Runs `f` with this task's `k`-th fault-injection point armed (the syzkaller `fail-nth`
+/// technique) and disarms it. Returns `f`'s result and whether the fault was injected.
+fn with_fail_nth<T>(k: u32, f: impl FnOnce() -> T) -> (T, bool) {
+    // SAFETY: Only this task's own countdown is written.
+    unsafe { bindings::set_current_fail_nth(k) };
+    let r = f();
+    // SAFETY: Reads this task's countdown.
+    let left = unsafe { bindings::current_fail_nth() };
+    // SAFETY: Disarms.
+    unsafe { bindings::set_current_fail_nth(0) };
+    (r, left == 0)
+}
+
+/// Whether `fail_nth` can make a `GFP_KERNEL` allocation fail. By default failslab and
+/// fail_page_alloc ignore allocations that may sleep; `dev/stress` turns that off
+/// (`/sys/kernel/debug/fail*/ignore-gfp-wait`) and runs this suite again through
+/// `/sys/kernel/debug/kunit/rust_jobqueue_failnth/run`. Otherwise the current test is marked
+/// skipped.
+fn gfp_kernel_faults_or_skip() -> bool {
+    let (r, injected) = with_fail_nth(1, || KBox::new(0u64, GFP_KERNEL));
+    drop(r);
+    if injected {
+        return true;
+    }
+    const WHY: &[u8] = b"failslab ignores GFP_KERNEL (ignore-gfp-wait=Y); dev/stress runs this";
+    // SAFETY: Called from a KUnit test case, so the current test is valid for the duration of
+    // the case, and only this task writes its status.
+    unsafe {
+        let t = bindings::kunit_get_current_test();
+        if !t.is_null() {
+            (*t).status = bindings::kunit_status_KUNIT_SKIPPED;
+            let comment = &mut (*t).status_comment;
+            let n = WHY.len().min(comment.len() - 1);
+            for (dst, src) in comment.iter_mut().zip(WHY[..n].iter()) {
+                *dst = *src as _;
+            }
+            comment[n] = 0;
+        }
+    }
+    false
+}
+
+/// Sweeps `f` with fault injection: fails its 1st, 2nd, ... allocation until one run
+/// completes without hitting a fault-injection point. Every injected run must fail with
+/// `ENOMEM` or absorb the failure (an allocator retry) and succeed; `check_failed` runs after
+/// each failed run. Returns the successful results (absorbed ones and the final one) and the
+/// number of injected faults.
+fn sweep<T>(
+    mut f: impl FnMut() -> Result<T>,
+    mut check_failed: impl FnMut(),
+) -> Result<(KVec<T>, u32)> {
+    let mut ok = KVec::new();
+    let mut injected = 0;
+    for k in 1..1000 {
+        let (r, hit) = with_fail_nth(k, &mut f);
+        match r {
+            Ok(v) => ok.push(v, GFP_KERNEL)?,
+            Err(e) => {
+                assert!(hit, "failed without an injected fault");
+                assert_eq!(e, ENOMEM);
+                check_failed();
+            }
+        }
+        if !hit {
+            // For dev/stress's summary.
+            crate::pr_info!("jq-stat: kunit.faults_injected {injected}\n");
+            return Ok((ok, injected));
+        }
+        injected += 1;
+    }
+    Err(EINVAL)
+}
+
+#[macros::kunit_tests(rust_jobqueue_failnth)]
+mod failnth {
+    use super::*;
+
+    /// Creating a queue fails cleanly at each of its allocations.
+    #[test]
+    fn queue_creation() -> Result {
+        if !gfp_kernel_faults_or_skip() {
+            return Ok(());
+        }
+        let hw = MockHw::new(Mode::Manual, 64)?;
+        let (queues, injected) = sweep(
+            || {
+                let q = JobQueue::new(
+                    MockBackend { hw: hw.clone() },
+                    c"jobqueue-test",
+                    c"mock-ring",
+                    16,
+                    Delta::from_millis(5000),
+                )?;
+                Ok(Arc::new(q, GFP_KERNEL)?)
+            },
+            || {},
+        )?;
+        assert!(injected >= 1);
+        assert!(!queues.is_empty());
+        Ok(())
+    }
+
+    /// Prepare and dependency setup with 0, 1 and 16 dependencies: every allocation fails
+    /// cleanly (`ENOMEM`, nothing queued, no fence left behind), and the jobs that did go
+    /// through all run and signal.
+    #[test]
+    fn prepare_and_dependencies() -> Result {
+        if !gfp_kernel_faults_or_skip() {
+            return Ok(());
+        }
+        for ndeps in [0usize, 1, 16] {
+            let rig = Rig::new(Mode::Manual, 64, 5000)?;
+            // Each dependency on its own foreign timeline, so none is deduplicated.
+            let mut ctxs = KVec::new();
+            let mut gates = KVec::new();
+            let mut deps = KVec::new();
+            for _ in 0..ndeps {
+                let ctx = foreign()?;
+                let gate = foreign_fence(&ctx)?;
+                deps.push(gate.fence(), GFP_KERNEL)?;
+                gates.push(gate, GFP_KERNEL)?;
+                ctxs.push(ctx, GFP_KERNEL)?;
+            }
+            let before = rig.q.stats();
+            let went_through = core::cell::Cell::new(0u64);
+            let (fences, injected) = sweep(
+                || {
+                    let mut p = rig.job(1)?;
+                    for d in deps.iter() {
+                        p.add_dependency(d.clone())?;
+                    }
+                    went_through.set(went_through.get() + 1);
+                    Ok(p.submit())
+                },
+                || {
+                    // A failed run queued nothing.
+                    let s = rig.q.stats();
+                    assert_eq!(s.submitted, before.submitted + went_through.get());
+                    rig.check_balance();
+                },
+            )?;
+            assert!(injected >= 1);
+            let s = rig.q.stats();
+            assert_eq!(s.submitted, before.submitted + fences.len() as u64);
+            for g in gates.drain_all() {
+                let _ = g.signal(Ok(()));
+            }
+            assert!(rig.hw.wait_running(fences.len(), 5000));
+            assert_eq!(rig.hw.advance(fences.len()), fences.len());
+            for f in fences.iter() {
+                wait(f)?;
+                assert_eq!(f.status(), Some(Ok(())));
+            }
+            let s = rig.q.stats();
+            assert_eq!((s.pending, s.in_flight), (0, 0));
+            rig.check_balance();
+        }
+        Ok(())
+    }
+
+    /// A sync_file allocated before its fence exists fails cleanly too.
+    #[test]
+    fn unarmed_sync_file() -> Result {
+        if !gfp_kernel_faults_or_skip() {
+            return Ok(());
+        }
+        let (files, injected) = sweep(crate::dma_buf::sync_file::SyncFile::new_unarmed, || {})?;
+        assert!(injected >= 1);
+        assert_eq!(files.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn lockdep_still_enabled() {
+        assert!(lockdep_enabled());
+    }
+}

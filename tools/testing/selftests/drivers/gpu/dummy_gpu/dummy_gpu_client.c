@@ -7,11 +7,20 @@
  *                                     buffer against a CPU reference; report
  *   dummy_gpu_client test [options]   bad-input and teardown cases;
  *                                     prints "N passed, M failed"
+ *   dummy_gpu_client failnth          fail-nth sweeps of SUBMIT and BO_CREATE
+ *   dummy_gpu_client stress [options] --jobs jobs from --procs processes:
+ *                                     random DAGs, sw_sync, faults, hangs,
+ *                                     random closes and process kills
+ *   dummy_gpu_client fuzz [options]   --ioctls random ioctls; errno counts
+ *   dummy_gpu_client unload --module NAME
+ *                                     unload with live out-fences
+ *
+ * The reliability modes print "jq-stat: NAME VALUE" lines for dev/stress.
  *
  * Options: --jobs N, --rings N, --bos N, --bo-size BYTES, --seed N,
  * --window N, --max-busy-us N, --sw-sync-pct N, --dep-pct N, --device PATH,
  * --module NAME (test: unload that module last, with live fences),
- * --no-sw-sync.
+ * --no-sw-sync, --procs N, --ioctls N, --kills N, --closes-per-1000k N.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +37,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,7 +72,12 @@ static struct {
 	const char *device;
 	const char *module;
 	int no_sw_sync;
+	int procs;
+	long ioctls;
+	int kills;
+	long closes_per_m;
 } opt = {
+	.procs = 4, .ioctls = 100000, .kills = 10, .closes_per_m = 50,
 	.jobs = 10000, .bos = 32, .bo_size = 4096, .seed = 1, .window = 256,
 	.max_busy_us = 20, .sw_pct = 5, .dep_pct = 20,
 };
@@ -583,6 +599,7 @@ static int demo(void)
 /* ------------------------------------------------------------------ test */
 
 static int t_pass, t_fail, t_num;
+static long faults_injected, faults_absorbed;
 
 static void check(int ok, const char *name, const char *fmt, ...)
 {
@@ -800,6 +817,30 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 		check(0, "submit: out-fence stored in a syncobj", "SYNCOBJ_CREATE failed");
 	}
 
+	/* A job that faults signals -EIO; a job depending on it fails and does not run. */
+	c = fill(bo, 0, 256, 0x6666);
+	s.flags = DUMMY_GPU_SUBMIT_FAULT;
+	s.ring = 0;
+	fd = submit(drm_fd, &s);
+	s.flags = 0;
+	s.ring = dev_rings > 1 ? 1 : 0;
+	c = fill(bo, 0, 256, 0x7777);
+	in[0] = fd;
+	s.in = in;
+	s.nin = fd >= 0;
+	fd2 = submit(drm_fd, &s);
+	st = fd >= 0 ? status_of(fd, 5000) : fd;
+	i = fd2 >= 0 ? status_of(fd2, 5000) : fd2;
+	check(st == -EIO && i == -EIO && map[0] != 0x6666 && map[0] != 0x7777,
+	      "submit: faulting job signals -EIO, its dependent fails without running",
+	      "faulted %d, dependent %d, word0 %#x", st, i, map[0]);
+	if (fd >= 0)
+		close(fd);
+	if (fd2 >= 0)
+		close(fd2);
+	s.in = NULL;
+	s.nin = 0;
+
 	/* A job that hangs times out; the ring recovers. */
 	s.flags = DUMMY_GPU_SUBMIT_HANG;
 	s.ring = 0;
@@ -988,6 +1029,8 @@ static void test_failnth(uint32_t bo, int ndeps, int syncobj)
 	      PRIu64, injected, bad, first_bad, ok ? "ok" : "failed", st,
 	      after.submitted - before.submitted);
 	printf("# %s: %d faults injected (%d absorbed by a retry)\n", name, injected, absorbed);
+	faults_injected += injected;
+	faults_absorbed += absorbed;
 	for (i = 0; i < ndeps; i++) {
 		if (in[i] >= 0)
 			close(in[i]);
@@ -1001,10 +1044,17 @@ static void test_failnth(uint32_t bo, int ndeps, int syncobj)
 	close(nth);
 }
 
+/*
+ * Unloads the module while out-fence sync_files are still open: one fence that
+ * signalled, one cancelled while waiting for a dependency, one cancelled while
+ * hung on the ring. They must stay readable and pollable, and report the names
+ * a fence has once detached from its (gone) issuer.
+ */
 static void test_unload(void)
 {
-	int fd = open_device(), tl2 = sw_timeline(), done, cancelled, st1, st2, rc;
-	char drv[32] = "", tln[32] = "";
+	int fd = open_device(), tl2 = sw_timeline(), out[3], st[3], rc, i, ok;
+	static const int want[3] = { 1, -ECANCELED, -ECANCELED };
+	char drv[3][32], tln[3][32];
 	struct drm_dummy_gpu_cmd c;
 	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
 	int32_t in[1];
@@ -1015,25 +1065,35 @@ static void test_unload(void)
 		return;
 	}
 	c = fill(bo, 0, 64, 1);
-	done = submit(fd, &s);
+	out[0] = submit(fd, &s);
 	in[0] = sw_fence(tl2, 1);
 	s.in = in;
 	s.nin = 1;
-	cancelled = submit(fd, &s);
+	out[1] = submit(fd, &s);
 	close(in[0]);
-	status_of(done, 2000);
+	s.in = NULL;
+	s.nin = 0;
+	s.flags = DUMMY_GPU_SUBMIT_HANG;
+	s.ring = dev_rings - 1;
+	out[2] = submit(fd, &s);
+	status_of(out[0], 2000);
 	close(fd);
 	rc = syscall(SYS_delete_module, opt.module, O_NONBLOCK);
-	st1 = fence_info(done, NULL, drv, tln);
-	st2 = fence_info(cancelled, NULL, NULL, NULL);
-	check(rc == 0 && st1 == 1 && st2 == -ECANCELED && wait_fence(done, 0) &&
-	      wait_fence(cancelled, 0) && drv[0] && tln[0],
-	      "unload: out-fences stay readable after the module is gone",
-	      "delete_module %d (%s), status %d/%d, names '%s'/'%s'", rc,
-	      rc ? strerror(errno) : "ok", st1, st2, drv, tln);
-	printf("# after unload, fence names: driver '%s', timeline '%s'\n", drv, tln);
-	close(done);
-	close(cancelled);
+	ok = rc == 0;
+	for (i = 0; i < 3; i++) {
+		drv[i][0] = tln[i][0] = 0;
+		st[i] = out[i] >= 0 ? fence_info(out[i], NULL, drv[i], tln[i]) : out[i];
+		ok = ok && st[i] == want[i] && wait_fence(out[i], 0) &&
+		     !strcmp(drv[i], "detached-driver") && !strcmp(tln[i], "signaled-timeline");
+		printf("# after unload, fence %d: status %d, driver '%s', timeline '%s'\n", i,
+		       st[i], drv[i], tln[i]);
+	}
+	check(ok, "unload: out-fences stay readable after the module is gone, names detached",
+	      "delete_module %d (%s), status %d/%d/%d, names '%s'/'%s'", rc,
+	      rc ? strerror(errno) : "ok", st[0], st[1], st[2], drv[0], tln[0]);
+	for (i = 0; i < 3; i++)
+		if (out[i] >= 0)
+			close(out[i]);
 	sw_inc(tl2, 1);
 	close(tl2);
 }
@@ -1092,6 +1152,716 @@ static int test(void)
 	return t_fail ? 1 : 0;
 }
 
+/* ------------------------------------------------------- reliability modes */
+
+static void stat_line(const char *name, long v)
+{
+	printf("jq-stat: %s %ld\n", name, v);
+}
+
+static void set_fault_injection(int on)
+{
+	/* With on, fail-nth also fails allocations that may sleep; quietly. */
+	write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", on ? "N" : "Y");
+	write_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", on ? "N" : "Y");
+	write_file("/sys/kernel/debug/failslab/verbose", "0");
+	write_file("/sys/kernel/debug/fail_page_alloc/verbose", "0");
+}
+
+/* fail-nth sweep of BO_CREATE: every failure -ENOMEM, no handle left behind. */
+static void test_failnth_bo_create(void)
+{
+	int nth = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
+	int k, r, left, injected = 0, bad = 0, ok = 0;
+	struct drm_gem_close gc = { 0 };
+	uint32_t h = 0, probe;
+	char buf[32];
+
+	if (nth < 0) {
+		check(0, "fail-nth: every allocation of BO_CREATE", "no fail-nth");
+		return;
+	}
+	for (k = 1; k < 2000; k++) {
+		snprintf(buf, sizeof(buf), "%d", k);
+		if (pwrite(nth, buf, strlen(buf), 0) < 0)
+			break;
+		r = bo_create(drm_fd, 65536, &h);
+		memset(buf, 0, sizeof(buf));
+		if (pread(nth, buf, sizeof(buf) - 1, 0) < 0)
+			break;
+		left = atoi(buf);
+		pwrite(nth, "0", 1, 0);
+		if (!r) {
+			gc.handle = h;
+			xioctl(drm_fd, DRM_IOCTL_GEM_CLOSE, &gc);
+		}
+		if (left) {
+			ok = !r;
+			break;
+		}
+		injected++;
+		if (r && r != -ENOMEM)
+			bad++;
+	}
+	/* A failed BO_CREATE must not have used a handle: the next one is the lowest. */
+	if (!bo_create(drm_fd, 4096, &probe)) {
+		gc.handle = probe;
+		xioctl(drm_fd, DRM_IOCTL_GEM_CLOSE, &gc);
+	}
+	check(ok && !bad && injected > 0, "fail-nth: every allocation of BO_CREATE",
+	      "%d injected, %d not -ENOMEM, final %s", injected, bad, ok ? "ok" : "failed");
+	printf("# fail-nth: BO_CREATE: %d faults injected\n", injected);
+	faults_injected += injected;
+	close(nth);
+}
+
+static int failnth_mode(void)
+{
+	struct totals t;
+	uint32_t bo;
+
+	if (bo_create(drm_fd, 4096, &bo))
+		die("BO_CREATE failed\n");
+	set_fault_injection(1);
+	test_failnth(bo, 0, 0);
+	test_failnth(bo, 1, 0);
+	test_failnth(bo, 16, 0);
+	test_failnth(bo, 1, 1);
+	test_failnth(bo, 16, 1);
+	test_failnth_bo_create();
+	set_fault_injection(0);
+	bo_close(drm_fd, bo);
+	check(read_totals(&t) && t.pending == 0 && t.in_flight == 0 &&
+	      t.submitted == t.completed + t.errored + t.timed_out + t.cancelled,
+	      "fail-nth: nothing left pending or unsignalled, counters balance",
+	      "pending %" PRIu64 " in_flight %" PRIu64, t.pending, t.in_flight);
+	stat_line("failnth.faults_injected", faults_injected);
+	stat_line("failnth.faults_absorbed", faults_absorbed);
+	stat_line("failnth.failed_checks", t_fail);
+	printf("%d passed, %d failed\n", t_pass, t_fail);
+	return t_fail ? 1 : 0;
+}
+
+static int unload_mode(void)
+{
+	if (!opt.module)
+		die("unload needs --module NAME\n");
+	close(drm_fd);
+	drm_fd = -1;
+	test_unload();
+	stat_line("unload.failed_checks", t_fail);
+	printf("%d passed, %d failed\n", t_pass, t_fail);
+	return t_fail ? 1 : 0;
+}
+
+/* Counters shared by the stress workers (an anonymous shared mapping). */
+struct stress_shared {
+	long submitted, ok, eio, etimedout, ecanceled, other, unsignalled, bad_status,
+		submit_errors, closes, kills, faults, hangs, sw_fences, deps, worker_failures;
+};
+
+static struct stress_shared *sh;
+
+#define SH_ADD(field, n) __atomic_add_fetch(&sh->field, (n), __ATOMIC_RELAXED)
+#define SH_GET(field) __atomic_load_n(&sh->field, __ATOMIC_RELAXED)
+
+struct sjob {
+	int fd;
+	uint32_t flags;
+	uint32_t sw_need;
+};
+
+#define STRESS_WINDOW 128
+#define STRESS_BOS 8
+
+/* Waits for one of the worker's out-fences and classifies its status. */
+static void stress_retire(struct sjob *j, int tl, uint32_t *sw_done)
+{
+	int st;
+
+	/* Its sw_sync dependencies (direct or through older jobs) must be signalled. */
+	if (j->sw_need > *sw_done) {
+		sw_inc(tl, j->sw_need - *sw_done);
+		*sw_done = j->sw_need;
+	}
+	if (!wait_fence(j->fd, 4 * dev_timeout_ms + 20000)) {
+		SH_ADD(unsignalled, 1);
+		fprintf(stderr, "stress: out-fence did not signal (flags %#x)\n", j->flags);
+		close(j->fd);
+		return;
+	}
+	st = fence_info(j->fd, NULL, NULL, NULL);
+	switch (st) {
+	case 1:
+		SH_ADD(ok, 1);
+		if (j->flags & (DUMMY_GPU_SUBMIT_HANG | DUMMY_GPU_SUBMIT_FAULT))
+			SH_ADD(bad_status, 1);
+		break;
+	case -EIO:
+		SH_ADD(eio, 1);
+		break;
+	case -ETIMEDOUT:
+		SH_ADD(etimedout, 1);
+		break;
+	case -ECANCELED:
+		SH_ADD(ecanceled, 1);
+		break;
+	default:
+		SH_ADD(other, 1);
+		SH_ADD(bad_status, 1);
+		fprintf(stderr, "stress: unexpected fence status %d\n", st);
+	}
+	close(j->fd);
+}
+
+static int stress_open(uint32_t *bos)
+{
+	int fd = open_device(), i;
+
+	if (fd < 0)
+		die("stress: cannot open the device\n");
+	for (i = 0; i < STRESS_BOS; i++)
+		if (bo_create(fd, 4096, &bos[i]))
+			die("stress: BO_CREATE failed\n");
+	return fd;
+}
+
+static struct drm_dummy_gpu_cmd stress_cmd(const uint32_t *bos)
+{
+	struct drm_dummy_gpu_cmd c = { 0 };
+	uint64_t size = 4 * (1 + rnd() % 64);
+
+	c.op = 1 + rnd() % 3;
+	c.dst_handle = bos[rnd() % STRESS_BOS];
+	c.size = size;
+	c.dst_offset = 4 * (rnd() % ((4096 - size) / 4 + 1));
+	if (c.op == DUMMY_GPU_OP_COPY) {
+		c.src_handle = bos[rnd() % STRESS_BOS];
+		c.src_offset = 4 * (rnd() % ((4096 - size) / 4 + 1));
+	} else {
+		c.value = rnd();
+	}
+	return c;
+}
+
+static int stress_worker(int id, long target)
+{
+	uint64_t close_every = opt.closes_per_m ? 1000000 / opt.closes_per_m : 0;
+	struct drm_dummy_gpu_cmd cmds[3];
+	struct sjob win[STRESS_WINDOW];
+	uint32_t bos[STRESS_BOS], sw_next = 0, sw_done = 0;
+	int32_t in[8];
+	int head = 0, n = 0, fd, tl, i;
+
+	rnd_state = 0x9e3779b97f4a7c15ull ^ opt.seed ^ ((uint64_t)id << 32) ^ getpid();
+	fd = stress_open(bos);
+	tl = sw_timeline();
+	if (tl < 0)
+		die("stress: no sw_sync\n");
+	while (SH_GET(submitted) < target) {
+		struct submit s = { .cmds = cmds, .in = in };
+		uint32_t r = rnd() % 10000, sw_need = 0, sw_fd = -1;
+		int nd, out;
+
+		s.ncmds = 1 + rnd() % 3;
+		for (i = 0; i < (int)s.ncmds; i++)
+			cmds[i] = stress_cmd(bos);
+		nd = n && rnd() % 100 < 70 ? rnd() % 5 : 0;
+		for (i = 0; i < nd; i++) {
+			struct sjob *d = &win[(head + rnd() % n) % STRESS_WINDOW];
+
+			in[i] = d->fd;
+			if (d->sw_need > sw_need)
+				sw_need = d->sw_need;
+		}
+		if (rnd() % 100 < 3) {
+			sw_fd = sw_fence(tl, ++sw_next);
+			in[nd++] = sw_fd;
+			sw_need = sw_next;
+			SH_ADD(sw_fences, 1);
+		}
+		s.nin = nd;
+		s.flags = r < 5 ? DUMMY_GPU_SUBMIT_HANG : r < 105 ? DUMMY_GPU_SUBMIT_FAULT : 0;
+		s.busy_us = rnd() % 20;
+		s.ring = rnd() % dev_rings;
+		s.credits = 1 + rnd() % 4;
+		out = submit(fd, &s);
+		if (sw_fd >= 0)
+			close(sw_fd);
+		if (out < 0) {
+			SH_ADD(submit_errors, 1);
+			fprintf(stderr, "stress: SUBMIT failed: %s\n", strerror(-out));
+			continue;
+		}
+		SH_ADD(submitted, 1);
+		SH_ADD(deps, nd);
+		if (s.flags & DUMMY_GPU_SUBMIT_HANG)
+			SH_ADD(hangs, 1);
+		if (s.flags & DUMMY_GPU_SUBMIT_FAULT)
+			SH_ADD(faults, 1);
+		if (n == STRESS_WINDOW) {
+			stress_retire(&win[head], tl, &sw_done);
+			head = (head + 1) % STRESS_WINDOW;
+			n--;
+		}
+		win[(head + n) % STRESS_WINDOW] = (struct sjob){ out, s.flags, sw_need };
+		n++;
+		if (close_every && rnd() % close_every == 0) {
+			/* Close the file with jobs in flight: they are cancelled. */
+			close(fd);
+			SH_ADD(closes, 1);
+			for (; n; n--, head = (head + 1) % STRESS_WINDOW)
+				stress_retire(&win[head], tl, &sw_done);
+			fd = stress_open(bos);
+		}
+	}
+	for (; n; n--, head = (head + 1) % STRESS_WINDOW)
+		stress_retire(&win[head], tl, &sw_done);
+	close(fd);
+	close(tl);
+	return 0;
+}
+
+static pid_t stress_spawn(int id, long target)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		close(drm_fd);
+		_exit(stress_worker(id, target));
+	}
+	if (pid < 0)
+		die("fork: %s\n", strerror(errno));
+	return pid;
+}
+
+static int stress(void)
+{
+	long target = opt.jobs, kill_every = opt.kills ? opt.jobs / (opt.kills + 1) : 0;
+	long next_kill = kill_every ? kill_every : -1, last = 0;
+	uint64_t t0 = now_ns(), tlast = t0;
+	int live, i, next_id = 0, failures = 0;
+	pid_t *pids = calloc(opt.procs, sizeof(*pids));
+	struct totals t = { 0 };
+	int have, balance;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED || !pids)
+		die("stress: no memory\n");
+	memset(sh, 0, sizeof(*sh));
+	printf("stress: %ld jobs, %d processes x %u rings, %d kills, %ld closes per 1M jobs\n",
+	       target, opt.procs, dev_rings, opt.kills, opt.closes_per_m);
+	for (i = 0; i < opt.procs; i++)
+		pids[i] = stress_spawn(next_id++, target);
+	live = opt.procs;
+	while (live) {
+		long done = SH_GET(submitted);
+		int status;
+		pid_t p;
+
+		usleep(50000);
+		while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (i = 0; i < opt.procs; i++)
+				if (pids[i] == p)
+					pids[i] = 0, live--;
+			if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+				fprintf(stderr, "stress: worker %d failed (status %#x)\n", p, status);
+				failures++;
+			}
+		}
+		if (next_kill > 0 && done >= next_kill && done < target && live) {
+			/* SIGKILL a random worker mid-flight and start a new one. */
+			int victim = rnd() % opt.procs;
+
+			while (!pids[victim])
+				victim = (victim + 1) % opt.procs;
+			kill(pids[victim], SIGKILL);
+			waitpid(pids[victim], &status, 0);
+			SH_ADD(kills, 1);
+			pids[victim] = stress_spawn(next_id++, target);
+			next_kill += kill_every;
+		}
+		if (now_ns() - tlast > 10000000000ull) {
+			printf("stress: %ld jobs, %.0f jobs/s\n", done,
+			       (done - last) / ((now_ns() - tlast) / 1e9));
+			last = done;
+			tlast = now_ns();
+		}
+	}
+	SH_ADD(worker_failures, failures);
+	have = read_totals(&t);
+	balance = have && t.submitted == t.completed + t.errored + t.timed_out + t.cancelled &&
+		  t.pending == 0 && t.in_flight == 0 && t.credits == 0;
+	printf("stress: %ld jobs in %.1f s (%.0f jobs/s)\n", SH_GET(submitted),
+	       (now_ns() - t0) / 1e9, SH_GET(submitted) / ((now_ns() - t0) / 1e9));
+	printf("stress: client saw ok %ld, -EIO %ld, -ETIMEDOUT %ld, -ECANCELED %ld, other %ld\n",
+	       sh->ok, sh->eio, sh->etimedout, sh->ecanceled, sh->other);
+	print_debugfs("stress: ");
+	stat_line("stress.jobs", sh->submitted);
+	stat_line("stress.kernel_submitted", t.submitted);
+	stat_line("stress.deps", sh->deps);
+	stat_line("stress.sw_fences", sh->sw_fences);
+	stat_line("stress.faults", sh->faults);
+	stat_line("stress.hangs", sh->hangs);
+	stat_line("stress.closes", sh->closes);
+	stat_line("stress.kills", sh->kills);
+	stat_line("stress.status_ok", sh->ok);
+	stat_line("stress.status_eio", sh->eio);
+	stat_line("stress.status_etimedout", sh->etimedout);
+	stat_line("stress.status_ecanceled", sh->ecanceled);
+	stat_line("stress.unsignalled", sh->unsignalled);
+	stat_line("stress.bad_status", sh->bad_status);
+	stat_line("stress.submit_errors", sh->submit_errors);
+	stat_line("stress.worker_failures", sh->worker_failures);
+	stat_line("stress.counter_imbalance", !balance);
+	return sh->unsignalled || sh->bad_status || sh->submit_errors || failures || !balance ||
+	       sh->submitted < target;
+}
+
+/* -------------------------------------------------------------------- fuzz */
+
+enum { F_GET_PARAM, F_BO_CREATE, F_BO_MMAP, F_SUBMIT, F_RAW, F_GEM_CLOSE, F_SYNCOBJ,
+       F_PRIME, F_N };
+static const char *const fuzz_names[F_N] = {
+	"GET_PARAM", "BO_CREATE", "BO_MMAP_OFFSET", "SUBMIT", "random-nr", "GEM_CLOSE",
+	"SYNCOBJ_*", "PRIME_*",
+};
+
+#define FUZZ_ERRNOS 160
+static long fuzz_count[F_N][FUZZ_ERRNOS + 1]; /* [0] = success */
+
+static uint8_t *arena;		/* two RW pages, then a PROT_NONE page */
+#define ARENA_RW (2 * 4096)
+
+static uint64_t fuzz_ptr(void)
+{
+	switch (rnd() % 10) {
+	case 0: return 0;
+	case 1: return 8;
+	case 2: return (uintptr_t)arena + ARENA_RW - 4 * (1 + rnd() % 16); /* runs into guard */
+	case 3: return (uintptr_t)arena + ARENA_RW;	/* PROT_NONE */
+	case 4: return 0xffff888000000000ull + rnd();	/* kernel address */
+	case 5: return ((uint64_t)rnd() << 32) | rnd();
+	case 6: return ~0ull - rnd() % 64;
+	default: return (uintptr_t)arena + 4 * (rnd() % 512);
+	}
+}
+
+static uint64_t fuzz_u64(const uint64_t *interesting, int n)
+{
+	switch (rnd() % 4) {
+	case 0: return ((uint64_t)rnd() << 32) | rnd();
+	case 1: return rnd() % 256;
+	default: return interesting[rnd() % n];
+	}
+}
+
+static void fuzz_fill_random(void *p, size_t len)
+{
+	uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		b[i] = rnd();
+}
+
+struct fuzz_pool {
+	int fds[48];
+	int nfds;
+	uint32_t handles[16];
+	int nhandles;
+	uint32_t syncobjs[8];
+	int nsyncobjs;
+	int keep[256];		/* out-fences to close later */
+	int nkeep;
+};
+
+static int fuzz_fd(struct fuzz_pool *p)
+{
+	switch (rnd() % 6) {
+	case 0: return -1;
+	case 1: return rnd() % 1024;
+	default: return p->fds[rnd() % p->nfds];
+	}
+}
+
+static void fuzz_keep(struct fuzz_pool *p, int fd)
+{
+	if (fd < 0 || fd < 3)
+		return;
+	if (p->nkeep == 256) {
+		/* Keep fds bounded: the oldest out-fence goes. */
+		close(p->keep[0]);
+		memmove(p->keep, p->keep + 1, 255 * sizeof(int));
+		p->nkeep--;
+	}
+	p->keep[p->nkeep++] = fd;
+}
+
+static void fuzz_reopen(struct fuzz_pool *p, int tl)
+{
+	struct drm_syncobj_create sc = { 0 };
+	int i;
+
+	if (drm_fd >= 0)
+		close(drm_fd);
+	drm_fd = open_device();
+	if (drm_fd < 0)
+		die("fuzz: cannot reopen the device\n");
+	p->nhandles = 0;
+	for (i = 0; i < 4; i++)
+		if (!bo_create(drm_fd, 4096 << i, &p->handles[p->nhandles]))
+			p->nhandles++;
+	p->nsyncobjs = 0;
+	for (i = 0; i < 2; i++)
+		if (!xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc))
+			p->syncobjs[p->nsyncobjs++] = sc.handle;
+	/* fd pool: the device, sw_sync fences, a timeline, /dev/null, out-fences. */
+	p->nfds = 0;
+	p->fds[p->nfds++] = drm_fd;
+	p->fds[p->nfds++] = tl;
+	for (i = 0; i < 4; i++)
+		p->fds[p->nfds++] = sw_fence(tl, 1000000 + i);
+	p->fds[p->nfds++] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static uint32_t fuzz_handle(struct fuzz_pool *p)
+{
+	static const uint64_t h[] = { 0, 1, 2, 3, 0xffffffff, 0x80000000 };
+
+	if (p->nhandles && rnd() % 3)
+		return p->handles[rnd() % p->nhandles];
+	return fuzz_u64(h, 6);
+}
+
+static void fuzz_cmds(struct fuzz_pool *p, struct drm_dummy_gpu_cmd *c, int n)
+{
+	static const uint64_t off[] = { 0, 4, 2, 4092, 4096, 8192, 65532, ~0ull - 3, 1ull << 63 };
+	static const uint64_t sz[] = { 0, 4, 64, 4096, 4097, 8192, 1 << 20, ~0ull, 3 };
+	int i;
+
+	for (i = 0; i < n; i++) {
+		c[i].op = rnd() % 8 ? 1 + rnd() % 3 : rnd();
+		c[i].dst_handle = fuzz_handle(p);
+		c[i].dst_offset = fuzz_u64(off, 9);
+		c[i].size = fuzz_u64(sz, 9);
+		c[i].src_handle = rnd() % 2 ? fuzz_handle(p) : 0;
+		c[i].value = rnd();
+		c[i].src_offset = rnd() % 2 ? fuzz_u64(off, 9) : 0;
+	}
+}
+
+static int fuzz_one(struct fuzz_pool *p, int *kind)
+{
+	static const uint64_t rings[] = { 0, 1, 2, 3, 4, 7, 8, 64, 0xffffffff };
+	static const uint64_t credits[] = { 0, 1, 2, 64, 65, 0xffffffff };
+	static const uint64_t counts[] = { 0, 1, 2, 3, 32, 33, 64, 65, 0xffffffff };
+	static const uint64_t busy[] = { 0, 1, 10, 1000, 1000000, 1000001, 0xffffffff };
+	static const uint64_t sizes[] = { 0, 1, 4095, 4096, 4097, 65536, 0x1000000,
+					  0x1000001, ~0ull, 1ull << 40 };
+	union {
+		struct drm_dummy_gpu_submit sub;
+		struct drm_dummy_gpu_bo_create bc;
+		struct drm_dummy_gpu_bo_mmap_offset mo;
+		struct drm_dummy_gpu_get_param gp;
+		struct drm_gem_close gc;
+		struct drm_syncobj_handle sh;
+		struct drm_syncobj_create scr;
+		struct drm_syncobj_destroy sd;
+		struct drm_prime_handle ph;
+		uint8_t raw[256];
+	} a;
+	unsigned long req;
+	void *arg = &a;
+	int r, i, bad_arg = rnd() % 20 == 0;
+	uint32_t op = rnd() % 100;
+
+	memset(&a, 0, sizeof(a));
+	if (op < 40) {
+		*kind = F_SUBMIT;
+		req = DRM_IOCTL_DUMMY_GPU_SUBMIT;
+		if (rnd() % 10 == 0) {
+			fuzz_fill_random(&a.sub, sizeof(a.sub));
+		} else {
+			int ncmd = rnd() % 4 ? rnd() % 4 : fuzz_u64(counts, 9);
+			int nin = rnd() % 3 ? rnd() % 3 : fuzz_u64(counts, 9);
+			struct drm_dummy_gpu_cmd *cmds = (void *)arena;
+			int32_t *fds = (int32_t *)(arena + 4096);
+
+			a.sub.ring = rnd() % 4 ? rnd() % dev_rings : fuzz_u64(rings, 9);
+			a.sub.credits = rnd() % 4 ? 1 + rnd() % 4 : fuzz_u64(credits, 6);
+			a.sub.cmd_count = ncmd;
+			a.sub.in_fence_count = nin;
+			fuzz_cmds(p, cmds, ncmd < 64 ? ncmd : 64);
+			for (i = 0; i < (nin < 64 ? nin : 64); i++)
+				fds[i] = fuzz_fd(p);
+			a.sub.cmds = rnd() % 8 ? (uintptr_t)cmds : fuzz_ptr();
+			a.sub.in_fences = rnd() % 8 ? (uintptr_t)fds : fuzz_ptr();
+			switch (rnd() % 8) {
+			case 0: a.sub.flags = rnd(); break;
+			case 1: a.sub.flags = 1u << (rnd() % 4); break;
+			case 2: a.sub.flags = DUMMY_GPU_SUBMIT_FAULT; break;
+			case 3: a.sub.flags = rnd() % 16 ? 0 : DUMMY_GPU_SUBMIT_HANG; break;
+			default: a.sub.flags = 0;
+			}
+			if (a.sub.flags & DUMMY_GPU_SUBMIT_OUT_SYNCOBJ || rnd() % 16 == 0)
+				a.sub.out_syncobj = p->nsyncobjs && rnd() % 4 ?
+					p->syncobjs[rnd() % p->nsyncobjs] : rnd();
+			a.sub.busy_us = rnd() % 4 ? rnd() % 100 : fuzz_u64(busy, 7);
+			a.sub.out_fence = rnd();
+		}
+	} else if (op < 50) {
+		*kind = F_BO_CREATE;
+		req = DRM_IOCTL_DUMMY_GPU_BO_CREATE;
+		a.bc.size = rnd() % 4 ? 4096 * (1 + rnd() % 4) : fuzz_u64(sizes, 10);
+		a.bc.flags = rnd() % 8 ? 0 : rnd();
+		a.bc.handle = rnd();
+	} else if (op < 58) {
+		*kind = F_BO_MMAP;
+		req = DRM_IOCTL_DUMMY_GPU_BO_MMAP_OFFSET;
+		a.mo.handle = fuzz_handle(p);
+		a.mo.pad = rnd() % 8 ? 0 : rnd();
+	} else if (op < 64) {
+		*kind = F_GET_PARAM;
+		req = DRM_IOCTL_DUMMY_GPU_GET_PARAM;
+		a.gp.param = rnd() % 4 ? rnd() % 5 : rnd();
+		a.gp.pad = rnd() % 8 ? 0 : rnd();
+	} else if (op < 80) {
+		/* Any driver ioctl number, direction and size, random contents. */
+		*kind = F_RAW;
+		req = _IOC(rnd() % 4, DRM_IOCTL_BASE, DRM_COMMAND_BASE + rnd() % 16,
+			   rnd() % 4 ? rnd() % 64 : rnd() % 256);
+		fuzz_fill_random(&a, sizeof(a));
+	} else if (op < 86) {
+		*kind = F_GEM_CLOSE;
+		req = DRM_IOCTL_GEM_CLOSE;
+		a.gc.handle = fuzz_handle(p);
+		a.gc.pad = rnd() % 8 ? 0 : rnd();
+		if (a.gc.handle && rnd() % 4 == 0) {
+			/* Closing one of ours: forget it (after the ioctl). */
+			for (i = 0; i < p->nhandles; i++)
+				if (p->handles[i] == a.gc.handle)
+					p->handles[i] = p->handles[--p->nhandles];
+		} else if (p->nhandles && a.gc.handle == p->handles[0]) {
+			a.gc.handle = 0x7fffffff;
+		}
+	} else if (op < 94) {
+		*kind = F_SYNCOBJ;
+		switch (rnd() % 3) {
+		case 0:
+			req = DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD;
+			a.sh.handle = p->nsyncobjs && rnd() % 2 ? p->syncobjs[rnd() % p->nsyncobjs] :
+								 rnd();
+			a.sh.flags = rnd() % 2 ? DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE :
+						 rnd();
+			break;
+		case 1:
+			req = DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE;
+			a.sh.fd = fuzz_fd(p);
+			a.sh.handle = p->nsyncobjs && rnd() % 2 ? p->syncobjs[rnd() % p->nsyncobjs] :
+								 rnd();
+			a.sh.flags = rnd() % 2 ? DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE :
+						 rnd();
+			break;
+		default:
+			req = DRM_IOCTL_SYNCOBJ_CREATE;
+			a.scr.flags = rnd() % 2 ? DRM_SYNCOBJ_CREATE_SIGNALED : rnd();
+		}
+	} else {
+		*kind = F_PRIME;
+		if (rnd() % 2) {
+			req = DRM_IOCTL_PRIME_HANDLE_TO_FD;
+			a.ph.handle = fuzz_handle(p);
+			a.ph.flags = rnd() % 2 ? DRM_CLOEXEC | DRM_RDWR : rnd();
+		} else {
+			req = DRM_IOCTL_PRIME_FD_TO_HANDLE;
+			a.ph.fd = fuzz_fd(p);
+		}
+	}
+	if (bad_arg)
+		arg = (void *)(uintptr_t)fuzz_ptr();
+	r = ioctl(drm_fd, req, arg);
+	r = r < 0 ? -errno : r;
+	if (r >= 0 && arg == &a) {
+		/* Whatever fds and handles it made: keep fds bounded, adopt handles. */
+		if (req == DRM_IOCTL_DUMMY_GPU_SUBMIT)
+			fuzz_keep(p, a.sub.out_fence);
+		else if (req == DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD || req == DRM_IOCTL_PRIME_HANDLE_TO_FD)
+			fuzz_keep(p, req == DRM_IOCTL_PRIME_HANDLE_TO_FD ? a.ph.fd : a.sh.fd);
+		else if (req == DRM_IOCTL_DUMMY_GPU_BO_CREATE && p->nhandles < 16)
+			p->handles[p->nhandles++] = a.bc.handle;
+		else if (req == DRM_IOCTL_DUMMY_GPU_BO_CREATE)
+			bo_close(drm_fd, a.bc.handle);
+		else if (req == DRM_IOCTL_SYNCOBJ_CREATE && p->nsyncobjs < 8)
+			p->syncobjs[p->nsyncobjs++] = a.scr.handle;
+	}
+	return r;
+}
+
+static int fuzz(void)
+{
+	struct fuzz_pool p = { 0 };
+	long i, per_errno[FUZZ_ERRNOS + 1] = { 0 }, unsignalled = 0, ok_submits = 0;
+	int tl = sw_timeline(), k, e;
+	struct totals t = { 0 };
+	int balance;
+	uint64_t t0 = now_ns();
+
+	arena = mmap(NULL, ARENA_RW + 4096, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (arena == MAP_FAILED || tl < 0 || mprotect(arena + ARENA_RW, 4096, PROT_NONE))
+		die("fuzz: setup failed\n");
+	fuzz_reopen(&p, tl);
+	for (i = 0; i < opt.ioctls; i++) {
+		int kind = F_RAW, r = fuzz_one(&p, &kind);
+
+		e = r >= 0 ? 0 : -r > FUZZ_ERRNOS ? FUZZ_ERRNOS : -r;
+		fuzz_count[kind][e]++;
+		per_errno[e]++;
+		if (kind == F_SUBMIT && r >= 0)
+			ok_submits++;
+		if (i % 10000 == 9999) {
+			/* Tear the file down with whatever is in flight. */
+			sw_inc(tl, 1);
+			fuzz_reopen(&p, tl);
+		}
+	}
+	/* Everything that went through must signal (files closed: cancelled). */
+	close(drm_fd);
+	drm_fd = -1;
+	sw_inc(tl, 1000);
+	for (k = 0; k < p.nkeep; k++) {
+		if (!wait_fence(p.keep[k], 4 * dev_timeout_ms + 10000))
+			unsignalled++;
+		close(p.keep[k]);
+	}
+	balance = read_totals(&t) && t.pending == 0 && t.in_flight == 0 &&
+		  t.submitted == t.completed + t.errored + t.timed_out + t.cancelled;
+	printf("fuzz: %ld ioctls in %.1f s, %ld SUBMITs went through\n", opt.ioctls,
+	       (now_ns() - t0) / 1e9, ok_submits);
+	printf("fuzz: %-16s %8s", "ioctl", "ok");
+	for (e = 1; e <= FUZZ_ERRNOS; e++)
+		if (per_errno[e])
+			printf(" %9s", e == FUZZ_ERRNOS ? "other" : strerrorname_np(e));
+	printf("\n");
+	for (k = 0; k < F_N; k++) {
+		printf("fuzz: %-16s %8ld", fuzz_names[k], fuzz_count[k][0]);
+		for (e = 1; e <= FUZZ_ERRNOS; e++)
+			if (per_errno[e])
+				printf(" %9ld", fuzz_count[k][e]);
+		printf("\n");
+	}
+	for (e = 0; e <= FUZZ_ERRNOS; e++)
+		if (per_errno[e])
+			printf("jq-errno: %s %ld\n", e == 0 ? "ok" : e == FUZZ_ERRNOS ? "other" :
+			       strerrorname_np(e), per_errno[e]);
+	stat_line("fuzz.ioctls", opt.ioctls);
+	stat_line("fuzz.submits_ok", ok_submits);
+	stat_line("fuzz.unsignalled", unsignalled);
+	stat_line("fuzz.counter_imbalance", !balance);
+	return unsignalled || !balance;
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit rl;
@@ -1133,10 +1903,18 @@ int main(int argc, char **argv)
 			opt.device = v;
 		else if (!strcmp(a, "--module"))
 			opt.module = v;
+		else if (!strcmp(a, "--procs"))
+			opt.procs = atoi(v);
+		else if (!strcmp(a, "--ioctls"))
+			opt.ioctls = atol(v);
+		else if (!strcmp(a, "--kills"))
+			opt.kills = atoi(v);
+		else if (!strcmp(a, "--closes-per-1000k"))
+			opt.closes_per_m = atol(v);
 		else
 			die("unknown option %s\n", a);
 	}
-	if (opt.jobs < 1 || opt.bos < 1 || opt.window < 64)
+	if (opt.jobs < 1 || opt.bos < 1 || opt.window < 64 || opt.procs < 1)
 		die("--jobs and --bos must be positive, --window at least 64\n");
 	rnd_state = 0x9e3779b97f4a7c15ull ^ opt.seed;
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
@@ -1153,6 +1931,14 @@ int main(int argc, char **argv)
 		return demo();
 	if (!strcmp(opt.mode, "test"))
 		return test();
+	if (!strcmp(opt.mode, "failnth"))
+		return failnth_mode();
+	if (!strcmp(opt.mode, "stress"))
+		return stress();
+	if (!strcmp(opt.mode, "fuzz"))
+		return fuzz();
+	if (!strcmp(opt.mode, "unload"))
+		return unload_mode();
 	die("unknown mode %s\n", opt.mode);
 	return 2;
 }

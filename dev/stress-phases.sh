@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: GPL-2.0
+# The phases of dev/stress, run by sh inside the stress kernel (sourced by the
+# script dev/stress writes, which sets MOD CLIENT JOBS PROCS IOCTLS SEED).
+# Everything the report needs is printed as "jq-stat: NAME VALUE" lines and
+# "jq-stress: ..." markers; dev/stress-report.py reads the console log.
+
+KM=/sys/kernel/debug/kmemleak
+PL=/sys/module/lockdep/parameters/prove_locking
+SUITE=/sys/kernel/debug/kunit/rust_jobqueue_failnth
+
+phase() {
+	echo "jq-stress: phase $1"
+}
+
+# kmemleak only reports objects older than 5 s, and advises two scans. The
+# scan itself runs with lockdep's prove_locking off: in 7.3 it takes
+# object->lock with interrupts on, which lockdep reports as an inversion
+# against hardirq-safe locks held when objects were allocated (a kmemleak
+# issue, not ours). It is switched back on right after. Reported leaks are
+# counted, printed and then cleared, so each phase counts only its own.
+leakscan() {
+	[ -w $PL ] && echo 0 > $PL
+	sleep 6
+	echo scan > $KM
+	sleep 1
+	echo scan > $KM
+	n=$(grep -c '^unreferenced object' $KM)
+	echo "jq-stat: kmemleak.$1 $n"
+	echo "jq-stress: kmemleak report $1 begin"
+	cat $KM
+	echo "jq-stress: kmemleak report $1 end"
+	echo clear > $KM
+	[ -w $PL ] && echo 1 > $PL
+}
+
+fault_injection() {
+	for f in failslab fail_page_alloc; do
+		echo "$1" > /sys/kernel/debug/$f/ignore-gfp-wait
+		echo 0 > /sys/kernel/debug/$f/verbose
+	done
+}
+
+[ -w $KM ] || echo "jq-stat: setup.no_kmemleak 1"
+[ -d $SUITE ] || echo "jq-stat: setup.no_kunit_debugfs 1"
+# What booting left behind (KUnit at boot, module init) is not ours to count.
+leakscan boot
+
+phase "1 fail-nth"
+# The Rust API: the KUnit suite, now with GFP_KERNEL faults enabled.
+fault_injection N
+echo run > $SUITE/run
+fault_injection Y
+echo "jq-stress: kunit results begin"
+cat $SUITE/results
+echo "jq-stress: kunit results end"
+# The SUBMIT and BO_CREATE ioctls (the client switches GFP_KERNEL faults on).
+insmod "$MOD" timeout_ms=200
+echo "jq-stat: insmod.rc $?"
+$CLIENT failnth
+echo "jq-stat: failnth.client_rc $?"
+fault_injection Y
+leakscan failnth
+
+phase "2 stress"
+$CLIENT stress --jobs "$JOBS" --procs "$PROCS" --seed "$SEED"
+echo "jq-stat: stress.client_rc $?"
+leakscan stress
+
+phase "3 unload"
+$CLIENT unload --module rust_dummy_gpu
+echo "jq-stat: unload.client_rc $?"
+leakscan unload
+
+phase "4 fuzz"
+insmod "$MOD" timeout_ms=200
+echo "jq-stat: insmod.rc $?"
+$CLIENT fuzz --ioctls "$IOCTLS" --seed "$SEED"
+echo "jq-stat: fuzz.client_rc $?"
+rmmod rust_dummy_gpu
+echo "jq-stat: rmmod.rc $?"
+leakscan fuzz
+
+phase "end"
+echo "jq-stat: lockdep.debug_locks $(sed -n 's/.*debug_locks: *//p' /proc/lockdep_stats)"
