@@ -67,6 +67,12 @@ def main(path):
     kunit_bad = sum(1 for _, ok, skip in kunit if not ok or skip)
     faults = (s("failnth.faults_injected", 0) +
               sum(v for k, v in stats.items() if k.startswith("kunit.faults_injected")))
+    # Each of the 5 KUnit sweeps (queue creation, prepare with 0/1/16 deps,
+    # unarmed sync_file) must have injected faults.
+    kunit_sweeps = [int(m.group(1)) for m in
+                    (re.search(r"jq-stat: kunit.faults_injected (\d+)", l) for l in lines)
+                    if m]
+    kunit_bad += 0 if len(kunit_sweeps) >= 5 and min(kunit_sweeps) > 0 else 1
     client_fail = sum(1 for k in ("failnth.client_rc", "stress.client_rc",
                                   "unload.client_rc", "fuzz.client_rc",
                                   "insmod.rc", "rmmod.rc")
@@ -84,8 +90,8 @@ def main(path):
          f'{s("stress.status_ok", 0)} / {s("stress.status_eio", 0)} / '
          f'{s("stress.status_etimedout", 0)} / {s("stress.status_ecanceled", 0)}', False),
         ("faults injected (KUnit + ioctl fail-nth)", faults, False),
-        ("  KUnit rust_jobqueue_failnth cases ok", f"{len(kunit) - kunit_bad}/{len(kunit)}",
-         False),
+        ("  KUnit rust_jobqueue_failnth: cases ok, sweeps", f"{len(kunit) - kunit_bad}/"
+         f"{len(kunit)}, {len(kunit_sweeps)}", False),
         ("ioctls fuzzed", s("fuzz.ioctls", 0), False),
         ("lockdep reports", len(reports["lockdep"]), True),
         ("KASAN reports", len(reports["KASAN"]), True),
@@ -100,7 +106,7 @@ def main(path):
          s("stress.submit_errors", 0) + s("stress.worker_failures", 0), True),
         ("failed client checks (fail-nth, unload)", s("failnth.failed_checks", 1) +
          s("unload.failed_checks", 1), True),
-        ("failed KUnit fail-nth cases (incl. skipped)",
+        ("failed/skipped KUnit fail-nth cases or sweeps",
          kunit_bad + (0 if kunit else 1), True),
         ("phases that failed or did not finish", client_fail, True),
         ("lockdep switched off by the end", 0 if s("lockdep.debug_locks") == 1 else 1, True),

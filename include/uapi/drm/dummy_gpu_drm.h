@@ -57,7 +57,9 @@ struct drm_dummy_gpu_get_param {
  *
  * Creates a zero-filled shmem buffer object of @size bytes (rounded up to a
  * page). Fails with -EINVAL if @size is zero or @flags is nonzero, -E2BIG if
- * @size exceeds %DUMMY_GPU_MAX_BO_SIZE.
+ * @size exceeds %DUMMY_GPU_MAX_BO_SIZE, -ENOMEM when out of memory; also
+ * -ENOSPC when out of memory for the shmem inode (shmem reports a failed
+ * inode allocation that way).
  */
 struct drm_dummy_gpu_bo_create {
 	/** @size: size in bytes */

@@ -1168,11 +1168,11 @@ static void set_fault_injection(int on)
 	write_file("/sys/kernel/debug/fail_page_alloc/verbose", "0");
 }
 
-/* fail-nth sweep of BO_CREATE: every failure -ENOMEM, no handle left behind. */
+/* fail-nth sweep of BO_CREATE: every failure -ENOMEM (or -ENOSPC), nothing left behind. */
 static void test_failnth_bo_create(void)
 {
 	int nth = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
-	int k, r, left, injected = 0, bad = 0, ok = 0;
+	int k, r, left, injected = 0, bad = 0, ok = 0, first_bad = 0;
 	struct drm_gem_close gc = { 0 };
 	uint32_t h = 0, probe;
 	char buf[32];
@@ -1200,8 +1200,9 @@ static void test_failnth_bo_create(void)
 			break;
 		}
 		injected++;
-		if (r && r != -ENOMEM)
-			bad++;
+		/* shmem reports a failed inode allocation as -ENOSPC (documented). */
+		if (r && r != -ENOMEM && r != -ENOSPC && !bad++)
+			first_bad = r;
 	}
 	/* A failed BO_CREATE must not have used a handle: the next one is the lowest. */
 	if (!bo_create(drm_fd, 4096, &probe)) {
@@ -1209,7 +1210,8 @@ static void test_failnth_bo_create(void)
 		xioctl(drm_fd, DRM_IOCTL_GEM_CLOSE, &gc);
 	}
 	check(ok && !bad && injected > 0, "fail-nth: every allocation of BO_CREATE",
-	      "%d injected, %d not -ENOMEM, final %s", injected, bad, ok ? "ok" : "failed");
+	      "%d injected, %d not -ENOMEM (first %d), final %s", injected, bad, first_bad,
+	      ok ? "ok" : "failed");
 	printf("# fail-nth: BO_CREATE: %d faults injected\n", injected);
 	faults_injected += injected;
 	close(nth);
@@ -1284,13 +1286,15 @@ static void stress_retire(struct sjob *j, int tl, uint32_t *sw_done)
 		sw_inc(tl, j->sw_need - *sw_done);
 		*sw_done = j->sw_need;
 	}
-	if (!wait_fence(j->fd, 4 * dev_timeout_ms + 20000)) {
+	st = fence_info(j->fd, NULL, NULL, NULL);
+	if (st == 0 && !wait_fence(j->fd, 4 * dev_timeout_ms + 20000)) {
 		SH_ADD(unsignalled, 1);
 		fprintf(stderr, "stress: out-fence did not signal (flags %#x)\n", j->flags);
 		close(j->fd);
 		return;
 	}
-	st = fence_info(j->fd, NULL, NULL, NULL);
+	if (st == 0)
+		st = fence_info(j->fd, NULL, NULL, NULL);
 	switch (st) {
 	case 1:
 		SH_ADD(ok, 1);
@@ -1529,6 +1533,7 @@ static const char *const fuzz_names[F_N] = {
 
 #define FUZZ_ERRNOS 160
 static long fuzz_count[F_N][FUZZ_ERRNOS + 1]; /* [0] = success */
+static uint64_t fuzz_ns[F_N];
 
 static uint8_t *arena;		/* two RW pages, then a PROT_NONE page */
 #define ARENA_RW (2 * 4096)
@@ -1574,6 +1579,7 @@ struct fuzz_pool {
 	int nsyncobjs;
 	int keep[256];		/* out-fences to close later */
 	int nkeep;
+	uint32_t sw_next, sw_signalled;
 };
 
 static int fuzz_fd(struct fuzz_pool *p)
@@ -1605,6 +1611,8 @@ static void fuzz_reopen(struct fuzz_pool *p, int tl)
 
 	if (drm_fd >= 0)
 		close(drm_fd);
+	for (i = 2; i < p->nfds; i++)
+		close(p->fds[i]);
 	drm_fd = open_device();
 	if (drm_fd < 0)
 		die("fuzz: cannot reopen the device\n");
@@ -1620,8 +1628,11 @@ static void fuzz_reopen(struct fuzz_pool *p, int tl)
 	p->nfds = 0;
 	p->fds[p->nfds++] = drm_fd;
 	p->fds[p->nfds++] = tl;
+	/* sw_sync fences, signalled at the next reopen (or the end). */
+	sw_inc(tl, p->sw_next - p->sw_signalled);
+	p->sw_signalled = p->sw_next;
 	for (i = 0; i < 4; i++)
-		p->fds[p->nfds++] = sw_fence(tl, 1000000 + i);
+		p->fds[p->nfds++] = sw_fence(tl, ++p->sw_next);
 	p->fds[p->nfds++] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
@@ -1813,7 +1824,10 @@ static int fuzz(void)
 		die("fuzz: setup failed\n");
 	fuzz_reopen(&p, tl);
 	for (i = 0; i < opt.ioctls; i++) {
+		uint64_t t1 = now_ns();
 		int kind = F_RAW, r = fuzz_one(&p, &kind);
+
+		fuzz_ns[kind] += now_ns() - t1;
 
 		e = r >= 0 ? 0 : -r > FUZZ_ERRNOS ? FUZZ_ERRNOS : -r;
 		fuzz_count[kind][e]++;
@@ -1822,30 +1836,38 @@ static int fuzz(void)
 			ok_submits++;
 		if (i % 10000 == 9999) {
 			/* Tear the file down with whatever is in flight. */
-			sw_inc(tl, 1);
 			fuzz_reopen(&p, tl);
 		}
 	}
 	/* Everything that went through must signal (files closed: cancelled). */
 	close(drm_fd);
 	drm_fd = -1;
-	sw_inc(tl, 1000);
+	sw_inc(tl, p.sw_next - p.sw_signalled);
 	for (k = 0; k < p.nkeep; k++) {
-		if (!wait_fence(p.keep[k], 4 * dev_timeout_ms + 10000))
+		if (!wait_fence(p.keep[k], 4 * dev_timeout_ms + 10000)) {
+			char link[64], target[128] = "";
+
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", p.keep[k]);
+			if (readlink(link, target, sizeof(target) - 1) < 0)
+				strcpy(target, "?");
+			fprintf(stderr, "fuzz: fd %d (%s) not signalled, status %d\n", p.keep[k],
+				target, fence_info(p.keep[k], NULL, NULL, NULL));
 			unsignalled++;
+		}
 		close(p.keep[k]);
 	}
+	print_debugfs("fuzz: ");
 	balance = read_totals(&t) && t.pending == 0 && t.in_flight == 0 &&
 		  t.submitted == t.completed + t.errored + t.timed_out + t.cancelled;
 	printf("fuzz: %ld ioctls in %.1f s, %ld SUBMITs went through\n", opt.ioctls,
 	       (now_ns() - t0) / 1e9, ok_submits);
-	printf("fuzz: %-16s %8s", "ioctl", "ok");
+	printf("fuzz: %-16s %8s %8s", "ioctl", "ms", "ok");
 	for (e = 1; e <= FUZZ_ERRNOS; e++)
 		if (per_errno[e])
 			printf(" %9s", e == FUZZ_ERRNOS ? "other" : strerrorname_np(e));
 	printf("\n");
 	for (k = 0; k < F_N; k++) {
-		printf("fuzz: %-16s %8ld", fuzz_names[k], fuzz_count[k][0]);
+		printf("fuzz: %-16s %8.0f %8ld", fuzz_names[k], fuzz_ns[k] / 1e6, fuzz_count[k][0]);
 		for (e = 1; e <= FUZZ_ERRNOS; e++)
 			if (per_errno[e])
 				printf(" %9ld", fuzz_count[k][e]);
