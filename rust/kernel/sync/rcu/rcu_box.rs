@@ -41,7 +41,8 @@ struct RcuBoxInner<T> {
 ///
 /// The destructor of `T` runs from an RCU callback, which usually runs in softirq context on an
 /// arbitrary CPU, after the [`RcuBox`] and everything it could borrow are gone. `T` must
-/// therefore be [`Send`] and `'static`, and its [`Drop`] implementation must not sleep. A module that drops [`RcuBox`]es must wait for pending callbacks with
+/// therefore be [`Send`] and `'static`, and its [`Drop`] implementation must not sleep. A module
+/// that drops [`RcuBox`]es must wait for pending callbacks with
 /// [`rcu_barrier`](super::rcu_barrier) before it is unloaded, because the callback runs code of
 /// the module.
 ///

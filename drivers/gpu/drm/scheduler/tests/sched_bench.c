@@ -205,8 +205,9 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 			ret = drm_sched_job_init(&job->base, &entity, 1, NULL, 1);
 			KUNIT_ASSERT_EQ(test, ret, 0);
 			for (k = 0; k < deps; k++) {
-				ret = drm_sched_job_add_dependency(&job->base,
-								   dma_fence_get(dep[i * deps + k]));
+				struct dma_fence *d = dma_fence_get(dep[i * deps + k]);
+
+				ret = drm_sched_job_add_dependency(&job->base, d);
 				KUNIT_ASSERT_EQ(test, ret, 0);
 			}
 			if (r == 0 && i == 0)

@@ -1081,7 +1081,8 @@ static void test_unload(void)
 	rc = syscall(SYS_delete_module, opt.module, O_NONBLOCK);
 	ok = rc == 0;
 	for (i = 0; i < 3; i++) {
-		drv[i][0] = tln[i][0] = 0;
+		drv[i][0] = 0;
+		tln[i][0] = 0;
 		st[i] = out[i] >= 0 ? fence_info(out[i], NULL, drv[i], tln[i]) : out[i];
 		ok = ok && st[i] == want[i] && wait_fence(out[i], 0) &&
 		     !strcmp(drv[i], "detached-driver") && !strcmp(tln[i], "signaled-timeline");
@@ -1264,8 +1265,15 @@ struct stress_shared {
 
 static struct stress_shared *sh;
 
-#define SH_ADD(field, n) __atomic_add_fetch(&sh->field, (n), __ATOMIC_RELAXED)
-#define SH_GET(field) __atomic_load_n(&sh->field, __ATOMIC_RELAXED)
+static void sh_add(long *counter, long n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+static long sh_get(long *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
 
 struct sjob {
 	int fd;
@@ -1288,7 +1296,7 @@ static void stress_retire(struct sjob *j, int tl, uint32_t *sw_done)
 	}
 	st = fence_info(j->fd, NULL, NULL, NULL);
 	if (st == 0 && !wait_fence(j->fd, 4 * dev_timeout_ms + 20000)) {
-		SH_ADD(unsignalled, 1);
+		sh_add(&sh->unsignalled, 1);
 		fprintf(stderr, "stress: out-fence did not signal (flags %#x)\n", j->flags);
 		close(j->fd);
 		return;
@@ -1297,22 +1305,22 @@ static void stress_retire(struct sjob *j, int tl, uint32_t *sw_done)
 		st = fence_info(j->fd, NULL, NULL, NULL);
 	switch (st) {
 	case 1:
-		SH_ADD(ok, 1);
+		sh_add(&sh->ok, 1);
 		if (j->flags & (DUMMY_GPU_SUBMIT_HANG | DUMMY_GPU_SUBMIT_FAULT))
-			SH_ADD(bad_status, 1);
+			sh_add(&sh->bad_status, 1);
 		break;
 	case -EIO:
-		SH_ADD(eio, 1);
+		sh_add(&sh->eio, 1);
 		break;
 	case -ETIMEDOUT:
-		SH_ADD(etimedout, 1);
+		sh_add(&sh->etimedout, 1);
 		break;
 	case -ECANCELED:
-		SH_ADD(ecanceled, 1);
+		sh_add(&sh->ecanceled, 1);
 		break;
 	default:
-		SH_ADD(other, 1);
-		SH_ADD(bad_status, 1);
+		sh_add(&sh->other, 1);
+		sh_add(&sh->bad_status, 1);
 		fprintf(stderr, "stress: unexpected fence status %d\n", st);
 	}
 	close(j->fd);
@@ -1362,7 +1370,7 @@ static int stress_worker(int id, long target)
 	tl = sw_timeline();
 	if (tl < 0)
 		die("stress: no sw_sync\n");
-	while (SH_GET(submitted) < target) {
+	while (sh_get(&sh->submitted) < target) {
 		struct submit s = { .cmds = cmds, .in = in };
 		uint32_t r = rnd() % 10000, sw_need = 0, sw_fd = -1;
 		int nd, out;
@@ -1382,7 +1390,7 @@ static int stress_worker(int id, long target)
 			sw_fd = sw_fence(tl, ++sw_next);
 			in[nd++] = sw_fd;
 			sw_need = sw_next;
-			SH_ADD(sw_fences, 1);
+			sh_add(&sh->sw_fences, 1);
 		}
 		s.nin = nd;
 		s.flags = r < 5 ? DUMMY_GPU_SUBMIT_HANG : r < 105 ? DUMMY_GPU_SUBMIT_FAULT : 0;
@@ -1393,16 +1401,16 @@ static int stress_worker(int id, long target)
 		if (sw_fd >= 0)
 			close(sw_fd);
 		if (out < 0) {
-			SH_ADD(submit_errors, 1);
+			sh_add(&sh->submit_errors, 1);
 			fprintf(stderr, "stress: SUBMIT failed: %s\n", strerror(-out));
 			continue;
 		}
-		SH_ADD(submitted, 1);
-		SH_ADD(deps, nd);
+		sh_add(&sh->submitted, 1);
+		sh_add(&sh->deps, nd);
 		if (s.flags & DUMMY_GPU_SUBMIT_HANG)
-			SH_ADD(hangs, 1);
+			sh_add(&sh->hangs, 1);
 		if (s.flags & DUMMY_GPU_SUBMIT_FAULT)
-			SH_ADD(faults, 1);
+			sh_add(&sh->faults, 1);
 		if (n == STRESS_WINDOW) {
 			stress_retire(&win[head], tl, &sw_done);
 			head = (head + 1) % STRESS_WINDOW;
@@ -1413,7 +1421,7 @@ static int stress_worker(int id, long target)
 		if (close_every && rnd() % close_every == 0) {
 			/* Close the file with jobs in flight: they are cancelled. */
 			close(fd);
-			SH_ADD(closes, 1);
+			sh_add(&sh->closes, 1);
 			for (; n; n--, head = (head + 1) % STRESS_WINDOW)
 				stress_retire(&win[head], tl, &sw_done);
 			fd = stress_open(bos);
@@ -1439,7 +1447,7 @@ static pid_t stress_spawn(int id, long target)
 	return pid;
 }
 
-static int stress(void)
+static int stress_mode(void)
 {
 	long target = opt.jobs, kill_every = opt.kills ? opt.jobs / (opt.kills + 1) : 0;
 	long next_kill = kill_every ? kill_every : -1, last = 0;
@@ -1459,7 +1467,7 @@ static int stress(void)
 		pids[i] = stress_spawn(next_id++, target);
 	live = opt.procs;
 	while (live) {
-		long done = SH_GET(submitted);
+		long done = sh_get(&sh->submitted);
 		int status;
 		pid_t p;
 
@@ -1469,7 +1477,8 @@ static int stress(void)
 				if (pids[i] == p)
 					pids[i] = 0, live--;
 			if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-				fprintf(stderr, "stress: worker %d failed (status %#x)\n", p, status);
+				fprintf(stderr, "stress: worker %d failed (status %#x)\n", p,
+					status);
 				failures++;
 			}
 		}
@@ -1481,7 +1490,7 @@ static int stress(void)
 				victim = (victim + 1) % opt.procs;
 			kill(pids[victim], SIGKILL);
 			waitpid(pids[victim], &status, 0);
-			SH_ADD(kills, 1);
+			sh_add(&sh->kills, 1);
 			pids[victim] = stress_spawn(next_id++, target);
 			next_kill += kill_every;
 		}
@@ -1492,12 +1501,12 @@ static int stress(void)
 			tlast = now_ns();
 		}
 	}
-	SH_ADD(worker_failures, failures);
+	sh_add(&sh->worker_failures, failures);
 	have = read_totals(&t);
 	balance = have && t.submitted == t.completed + t.errored + t.timed_out + t.cancelled &&
 		  t.pending == 0 && t.in_flight == 0 && t.credits == 0;
-	printf("stress: %ld jobs in %.1f s (%.0f jobs/s)\n", SH_GET(submitted),
-	       (now_ns() - t0) / 1e9, SH_GET(submitted) / ((now_ns() - t0) / 1e9));
+	printf("stress: %ld jobs in %.1f s (%.0f jobs/s)\n", sh_get(&sh->submitted),
+	       (now_ns() - t0) / 1e9, sh_get(&sh->submitted) / ((now_ns() - t0) / 1e9));
 	printf("stress: client saw ok %ld, -EIO %ld, -ETIMEDOUT %ld, -ECANCELED %ld, other %ld\n",
 	       sh->ok, sh->eio, sh->etimedout, sh->ecanceled, sh->other);
 	print_debugfs("stress: ");
@@ -1524,8 +1533,10 @@ static int stress(void)
 
 /* -------------------------------------------------------------------- fuzz */
 
-enum { F_GET_PARAM, F_BO_CREATE, F_BO_MMAP, F_SUBMIT, F_RAW, F_GEM_CLOSE, F_SYNCOBJ,
-       F_PRIME, F_N };
+enum {
+	F_GET_PARAM, F_BO_CREATE, F_BO_MMAP, F_SUBMIT, F_RAW, F_GEM_CLOSE, F_SYNCOBJ, F_PRIME, F_N
+};
+
 static const char *const fuzz_names[F_N] = {
 	"GET_PARAM", "BO_CREATE", "BO_MMAP_OFFSET", "SUBMIT", "random-nr", "GEM_CLOSE",
 	"SYNCOBJ_*", "PRIME_*",
@@ -1541,23 +1552,36 @@ static uint8_t *arena;		/* two RW pages, then a PROT_NONE page */
 static uint64_t fuzz_ptr(void)
 {
 	switch (rnd() % 10) {
-	case 0: return 0;
-	case 1: return 8;
-	case 2: return (uintptr_t)arena + ARENA_RW - 4 * (1 + rnd() % 16); /* runs into guard */
-	case 3: return (uintptr_t)arena + ARENA_RW;	/* PROT_NONE */
-	case 4: return 0xffff888000000000ull + rnd();	/* kernel address */
-	case 5: return ((uint64_t)rnd() << 32) | rnd();
-	case 6: return ~0ull - rnd() % 64;
-	default: return (uintptr_t)arena + 4 * (rnd() % 512);
+	case 0:
+		return 0;
+	case 1:
+		return 8;
+	case 2:
+		/* Runs into the PROT_NONE page. */
+		return (uintptr_t)arena + ARENA_RW - 4 * (1 + rnd() % 16);
+	case 3:
+		return (uintptr_t)arena + ARENA_RW;
+	case 4:
+		/* A kernel address. */
+		return 0xffff888000000000ull + rnd();
+	case 5:
+		return ((uint64_t)rnd() << 32) | rnd();
+	case 6:
+		return ~0ull - rnd() % 64;
+	default:
+		return (uintptr_t)arena + 4 * (rnd() % 512);
 	}
 }
 
 static uint64_t fuzz_u64(const uint64_t *interesting, int n)
 {
 	switch (rnd() % 4) {
-	case 0: return ((uint64_t)rnd() << 32) | rnd();
-	case 1: return rnd() % 256;
-	default: return interesting[rnd() % n];
+	case 0:
+		return ((uint64_t)rnd() << 32) | rnd();
+	case 1:
+		return rnd() % 256;
+	default:
+		return interesting[rnd() % n];
 	}
 }
 
@@ -1585,9 +1609,12 @@ struct fuzz_pool {
 static int fuzz_fd(struct fuzz_pool *p)
 {
 	switch (rnd() % 6) {
-	case 0: return -1;
-	case 1: return rnd() % 1024;
-	default: return p->fds[rnd() % p->nfds];
+	case 0:
+		return -1;
+	case 1:
+		return rnd() % 1024;
+	default:
+		return p->fds[rnd() % p->nfds];
 	}
 }
 
@@ -1662,6 +1689,11 @@ static void fuzz_cmds(struct fuzz_pool *p, struct drm_dummy_gpu_cmd *c, int n)
 	}
 }
 
+static uint32_t fuzz_syncobj(struct fuzz_pool *p)
+{
+	return p->nsyncobjs && rnd() % 2 ? p->syncobjs[rnd() % p->nsyncobjs] : rnd();
+}
+
 static int fuzz_one(struct fuzz_pool *p, int *kind)
 {
 	static const uint64_t rings[] = { 0, 1, 2, 3, 4, 7, 8, 64, 0xffffffff };
@@ -1709,11 +1741,20 @@ static int fuzz_one(struct fuzz_pool *p, int *kind)
 			a.sub.cmds = rnd() % 8 ? (uintptr_t)cmds : fuzz_ptr();
 			a.sub.in_fences = rnd() % 8 ? (uintptr_t)fds : fuzz_ptr();
 			switch (rnd() % 8) {
-			case 0: a.sub.flags = rnd(); break;
-			case 1: a.sub.flags = 1u << (rnd() % 4); break;
-			case 2: a.sub.flags = DUMMY_GPU_SUBMIT_FAULT; break;
-			case 3: a.sub.flags = rnd() % 16 ? 0 : DUMMY_GPU_SUBMIT_HANG; break;
-			default: a.sub.flags = 0;
+			case 0:
+				a.sub.flags = rnd();
+				break;
+			case 1:
+				a.sub.flags = 1u << (rnd() % 4);
+				break;
+			case 2:
+				a.sub.flags = DUMMY_GPU_SUBMIT_FAULT;
+				break;
+			case 3:
+				a.sub.flags = rnd() % 16 ? 0 : DUMMY_GPU_SUBMIT_HANG;
+				break;
+			default:
+				a.sub.flags = 0;
 			}
 			if (a.sub.flags & DUMMY_GPU_SUBMIT_OUT_SYNCOBJ || rnd() % 16 == 0)
 				a.sub.out_syncobj = p->nsyncobjs && rnd() % 4 ?
@@ -1761,16 +1802,14 @@ static int fuzz_one(struct fuzz_pool *p, int *kind)
 		switch (rnd() % 3) {
 		case 0:
 			req = DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD;
-			a.sh.handle = p->nsyncobjs && rnd() % 2 ? p->syncobjs[rnd() % p->nsyncobjs] :
-								 rnd();
+			a.sh.handle = fuzz_syncobj(p);
 			a.sh.flags = rnd() % 2 ? DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE :
 						 rnd();
 			break;
 		case 1:
 			req = DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE;
 			a.sh.fd = fuzz_fd(p);
-			a.sh.handle = p->nsyncobjs && rnd() % 2 ? p->syncobjs[rnd() % p->nsyncobjs] :
-								 rnd();
+			a.sh.handle = fuzz_syncobj(p);
 			a.sh.flags = rnd() % 2 ? DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE :
 						 rnd();
 			break;
@@ -1797,8 +1836,10 @@ static int fuzz_one(struct fuzz_pool *p, int *kind)
 		/* Whatever fds and handles it made: keep fds bounded, adopt handles. */
 		if (req == DRM_IOCTL_DUMMY_GPU_SUBMIT)
 			fuzz_keep(p, a.sub.out_fence);
-		else if (req == DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD || req == DRM_IOCTL_PRIME_HANDLE_TO_FD)
-			fuzz_keep(p, req == DRM_IOCTL_PRIME_HANDLE_TO_FD ? a.ph.fd : a.sh.fd);
+		else if (req == DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)
+			fuzz_keep(p, a.sh.fd);
+		else if (req == DRM_IOCTL_PRIME_HANDLE_TO_FD)
+			fuzz_keep(p, a.ph.fd);
 		else if (req == DRM_IOCTL_DUMMY_GPU_BO_CREATE && p->nhandles < 16)
 			p->handles[p->nhandles++] = a.bc.handle;
 		else if (req == DRM_IOCTL_DUMMY_GPU_BO_CREATE)
@@ -1809,7 +1850,7 @@ static int fuzz_one(struct fuzz_pool *p, int *kind)
 	return r;
 }
 
-static int fuzz(void)
+static int fuzz_mode(void)
 {
 	struct fuzz_pool p = { 0 };
 	long i, per_errno[FUZZ_ERRNOS + 1] = { 0 }, unsignalled = 0, ok_submits = 0;
@@ -1956,9 +1997,9 @@ int main(int argc, char **argv)
 	if (!strcmp(opt.mode, "failnth"))
 		return failnth_mode();
 	if (!strcmp(opt.mode, "stress"))
-		return stress();
+		return stress_mode();
 	if (!strcmp(opt.mode, "fuzz"))
-		return fuzz();
+		return fuzz_mode();
 	if (!strcmp(opt.mode, "unload"))
 		return unload_mode();
 	die("unknown mode %s\n", opt.mode);
