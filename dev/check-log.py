@@ -43,6 +43,8 @@ def walk(group, suites):
 USER_CASE = re.compile(r"^(not )?ok (\d+) - (.*)$")
 USER_SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 USER_EXIT = re.compile(r"jq-run: exit (\d+)")
+KTAP_CASE = re.compile(r"^\s+(not )?ok \d+ (\S+)")
+SWEEP = re.compile(r"jq-stat: kunit.faults_injected (\d+)")
 
 
 def userspace(path):
@@ -80,6 +82,31 @@ def userspace(path):
     else:
         passed, failed = summary
         print(f"  cases: {passed} passed, {failed} failed")
+    # The KUnit fail-nth suite, re-run through debugfs with GFP_KERNEL faults
+    # on (at boot they are off and its cases sweep nothing): every case must
+    # pass and all five sweeps must have injected faults.
+    kcases, sweeps, in_k = [], [], False
+    for line in lines:
+        if "jq-kunit: results begin" in line:
+            in_k = True
+        elif "jq-kunit: results end" in line:
+            in_k = False
+        elif in_k:
+            m = KTAP_CASE.match(line)
+            if m:
+                kcases.append((m.group(2), not m.group(1) and "# SKIP" not in line))
+        m = SWEEP.search(line)
+        if m:
+            sweeps.append(int(m.group(1)))
+    kbad = [name for name, good in kcases if not good]
+    if not kcases or kbad or len(sweeps) < 5 or min(sweeps) == 0:
+        print(f"  KUnit fail-nth re-run: cases {len(kcases)}, failed or skipped {kbad}, "
+              f"faults per sweep {sweeps}")
+        failed += 1
+    else:
+        print(f"  KUnit fail-nth re-run: {len(kcases)} cases passed; "
+              f"faults per sweep {sweeps}")
+        passed += len(kcases)
     if rc != 0 and failed == 0:
         print(f"  client exit status {rc}")
         failed += 1
