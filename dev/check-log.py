@@ -11,6 +11,16 @@ A test that deliberately provokes a warning declares it by printing
 "jq-expect-splat: begin <tag>" before and "jq-expect-splat: end <tag>"
 after; splats between the two are expected, and a region with no splat at
 all is itself a failure (the expected warning did not happen).
+
+Options (dev/test passes them per leg):
+  --leg ARCH     the leg's arch; the booted kernel's arch and CPU count are
+                 read from its log, printed, and must match ARCH
+  --smp          a multi-CPU leg: the kernel must have booted with at least
+                 two CPUs, and the SMP canary case must have passed
+  --kcsan        KCSAN reports are judged by their stacks: one that touches
+                 project code fails the run, the others are only listed
+  --counts FILE  also write "PASSED FAILED DESCRIPTION" to FILE
+  --userspace LOG  the boot that ran the sample's userspace test
 """
 
 import json
@@ -27,6 +37,73 @@ SPLAT = re.compile(
 MARK = re.compile(r"jq-expect-splat: (begin|end) (\S+)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 SUITE_END = re.compile(r"^(not )?ok \d+ \S")
+
+KCSAN_BEGIN = re.compile(r"BUG: KCSAN: (\S+) in (\S+)")
+KCSAN_END = re.compile(r"^\s*(\[[^\]]*\]\s*)?={20,}")
+FRAME = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(\S+?)\+0x[0-9a-f]+/0x[0-9a-f]+(\s+\[(\S+)\])?")
+# Project code: Rust symbols (v0-mangled "_R..." or demangled) of the
+# project's modules, the C helpers, and the sample driver module.
+RUST_OURS = re.compile(r"dma_buf|jobqueue|rcu_box|RcuBox|xarray|workqueue")
+CANARY = "rust_jobqueue_stress.smp_canary_two_cpus_at_once"
+
+
+def frame_is_ours(sym, module):
+    if module == "rust_dummy_gpu" or sym.startswith("rust_helper_"):
+        return True
+    rust = sym.startswith("_R") or "::" in sym
+    return bool(rust and RUST_OURS.search(sym))
+
+
+def scan(lines, kcsan):
+    """Returns (splats, kcsan_ours, kcsan_others) of a list of log lines.
+
+    splats: [(line number, text)] of every splat line, KCSAN reports
+    excluded when kcsan is set. The KCSAN lists hold (line number, title) of
+    each report, split by whether a frame of its stacks is project code.
+    """
+    splats, ours, others = [], [], []
+    report = None
+    for n, line in enumerate(lines, 1):
+        if kcsan:
+            m = KCSAN_BEGIN.search(line)
+            if m:
+                report = [n, line.strip(), False]
+                continue
+            if report is not None:
+                f = FRAME.match(line)
+                if f and frame_is_ours(f.group(1), f.group(3)):
+                    report[2] = True
+                if KCSAN_END.match(line):
+                    (ours if report[2] else others).append((report[0], report[1]))
+                    report = None
+                continue
+        if SPLAT.search(line):
+            splats.append((n, line.strip()))
+    if report is not None:
+        (ours if report[2] else others).append((report[0], report[1]))
+    return splats, ours, others
+
+
+def booted(lines):
+    """(arch, CPUs) of the kernel that printed lines, from its own messages."""
+    arch, cpus, seen = "unknown", None, False
+    for line in lines:
+        if "Linux version" in line:
+            seen = True
+        if arch == "unknown":
+            if re.search(r"BIOS-e820|x86/fpu:|x86/cpu:", line):
+                arch = "x86_64"
+            elif re.search(r"Booting Linux on physical CPU|Machine model:", line):
+                arch = "arm64"
+            elif re.search(r"Checking that ptrace can change system call numbers|"
+                           r"Checking PROT_EXEC mmap in|UML running in", line):
+                arch = "um"
+        m = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", line)
+        if m:
+            cpus = int(m.group(1))
+    if cpus is None and seen:
+        cpus = 1
+    return arch, cpus
 
 
 def walk(group, suites):
@@ -47,7 +124,18 @@ KTAP_CASE = re.compile(r"^\s+(not )?ok \d+ (\S+)")
 SWEEP = re.compile(r"jq-stat: kunit.faults_injected (\d+)")
 
 
-def userspace(path):
+def report_kcsan(ours, others, where):
+    """Prints KCSAN reports; returns how many gate (touch project code)."""
+    for n, title in ours:
+        print(f"  KCSAN in project code ({where} line {n}): {title}")
+    for n, title in others:
+        print(f"  KCSAN elsewhere, not gating ({where} line {n}): {title}")
+    if ours or others:
+        print(f"  KCSAN reports: {len(ours)} in project code, {len(others)} elsewhere")
+    return len(ours)
+
+
+def userspace(path, opts):
     """Judges the boot that ran the sample driver's userspace test mode.
 
     Returns (passed, failed): the client's own counts, plus one failure for
@@ -58,13 +146,15 @@ def userspace(path):
     print(f"  full log: {path}")
     passed = failed = 0
     summary = rc = None
-    splats = []
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
         print(f"  cannot read: {e}")
         return 0, 1
-    for n, line in enumerate(lines, 1):
+    arch, cpus = booted(lines)
+    print(f"  booted: {arch}, {cpus} CPU(s)")
+    failed += check_machine(arch, cpus, opts)
+    for line in lines:
         m = USER_CASE.match(line.strip())
         if m and m.group(1):
             print(f"  FAIL {m.group(2)} - {m.group(3)}")
@@ -74,14 +164,14 @@ def userspace(path):
         m = USER_EXIT.search(line)
         if m:
             rc = int(m.group(1))
-        if SPLAT.search(line):
-            splats.append((n, line.strip()))
+    splats, k_ours, k_others = scan(lines, opts["kcsan"])
     if summary is None:
         print("  the client printed no summary (crashed or never ran)")
         failed += 1
     else:
-        passed, failed = summary
-        print(f"  cases: {passed} passed, {failed} failed")
+        passed, failed_cases = summary
+        failed += failed_cases
+        print(f"  cases: {passed} passed, {failed_cases} failed")
     # The KUnit fail-nth suite, re-run through debugfs with GFP_KERNEL faults
     # on (at boot they are off and its cases sweep nothing): every case must
     # pass and all five sweeps must have injected faults.
@@ -114,7 +204,20 @@ def userspace(path):
         print(f"  SPLAT (log line {n}): {text}")
     failed += len(splats)
     print(f"  splats: {len(splats)}")
+    failed += report_kcsan(k_ours, k_others, "log")
     return passed, failed
+
+
+def check_machine(arch, cpus, opts):
+    """Failures for a booted machine that is not what the leg claims."""
+    bad = 0
+    if opts["leg"] and arch != opts["leg"]:
+        print(f"  FAIL: the leg is {opts['leg']} but the kernel booted as {arch}")
+        bad += 1
+    if opts["smp"] and (cpus or 0) < 2:
+        print(f"  FAIL: a multi-CPU leg booted with {cpus} CPU(s)")
+        bad += 1
+    return bad
 
 
 def splats_only(path):
@@ -129,15 +232,27 @@ def splats_only(path):
     sys.exit(1 if n_found else 0)
 
 
+def take(args, flag, value=False):
+    """Removes --flag (and its value) from args; returns the value or a bool."""
+    if flag not in args:
+        return None if value else False
+    i = args.index(flag)
+    v = args[i + 1] if value else True
+    del args[i:i + (2 if value else 1)]
+    return v
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--splats"]:
         splats_only(args[1])
-    user_log = None
-    if "--userspace" in args:
-        i = args.index("--userspace")
-        user_log = args[i + 1]
-        del args[i:i + 2]
+    opts = {
+        "leg": take(args, "--leg", True),
+        "smp": take(args, "--smp"),
+        "kcsan": take(args, "--kcsan"),
+    }
+    counts_path = take(args, "--counts", True)
+    user_log = take(args, "--userspace", True)
     log_path, json_path, suites_path = args[0:3]
     flt = args[3] if len(args) > 3 else ""
     expected = [l.strip() for l in open(suites_path)
@@ -153,38 +268,47 @@ def main():
     except (OSError, ValueError) as e:
         print(f"cannot read KUnit JSON {json_path}: {e}")
     ok = True
+    try:
+        lines = open(log_path, errors="replace").read().splitlines()
+    except OSError as e:
+        print(f"cannot read the kernel log {log_path}: {e}")
+        lines = []
+    arch, cpus = booted(lines)
+    desc = f"{arch}, {cpus} CPU(s)"
+    print(f"\n== KUnit boot: {desc} ==")
+    machine_bad = check_machine(arch, cpus, opts)
 
     # Splats, attributed to the suite that was running.
     current = "(boot)"
     open_marks = {}
     unexpected = []
     expected_seen = 0
-    with open(log_path, errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            m = SUBTEST.match(line)
-            if m and m.group(1) not in ("", "main"):
-                current = m.group(1)
-            elif SUITE_END.match(line):
-                # A suite finished; what follows until the next one (or after the
-                # last one: the kmemleak scan of --kasan) is not a suite's.
-                current = "(after tests)"
-            m = MARK.search(line)
-            if m:
-                what, tag = m.groups()
-                if what == "begin":
-                    open_marks[tag] = 0
-                elif tag in open_marks:
-                    if open_marks.pop(tag) == 0:
-                        unexpected.append((current, n,
-                            f"declared splat '{tag}' did not happen"))
-                continue
-            if SPLAT.search(line):
-                if open_marks:
-                    for t in open_marks:
-                        open_marks[t] += 1
-                    expected_seen += 1
-                else:
-                    unexpected.append((current, n, line.strip()))
+    splat_lines = {n for n, _ in scan(lines, opts["kcsan"])[0]}
+    for n, line in enumerate(lines, 1):
+        m = SUBTEST.match(line)
+        if m and m.group(1) not in ("", "main"):
+            current = m.group(1)
+        elif SUITE_END.match(line):
+            # A suite finished; what follows until the next one (or after the
+            # last one: the kmemleak scan of --kasan) is not a suite's.
+            current = "(after tests)"
+        m = MARK.search(line)
+        if m:
+            what, tag = m.groups()
+            if what == "begin":
+                open_marks[tag] = 0
+            elif tag in open_marks:
+                if open_marks.pop(tag) == 0:
+                    unexpected.append((current, n,
+                        f"declared splat '{tag}' did not happen"))
+            continue
+        if n in splat_lines:
+            if open_marks:
+                for t in open_marks:
+                    open_marks[t] += 1
+                expected_seen += 1
+            else:
+                unexpected.append((current, n, line.strip()))
     for t in open_marks:
         unexpected.append((current, 0, f"declared splat '{t}' never ended"))
 
@@ -205,6 +329,14 @@ def main():
         for c, st in suites[s]:
             if st not in ("PASS", "SKIP"):
                 print(f"           {st}: {s}.{c}")
+                ok = False
+    if opts["smp"]:
+        suite, case = CANARY.split(".")
+        if suite in expected:
+            st = dict(suites.get(suite, [])).get(case, "MISSING")
+            print(f"  SMP canary {CANARY}: {st}")
+            if st != "PASS":
+                failed += 1
                 ok = False
     peers = [s for s in suites if s not in expected]
     if peers:
@@ -231,11 +363,19 @@ def main():
         ok = False
         failed += len(gating)
     print(f"  unexpected splats: {len(gating)}")
+    if opts["kcsan"]:
+        _, k_ours, k_others = scan(lines, True)
+        failed += report_kcsan(k_ours, k_others, "log")
+    failed += machine_bad
     if user_log:
-        p, fl = userspace(user_log)
+        p, fl = userspace(user_log, opts)
         passed += p
         failed += fl
-    print(f"{passed} passed, {failed} failed")
+    leg = opts["leg"] or arch
+    print(f"{leg} leg ({desc}): {passed} passed, {failed} failed")
+    if counts_path:
+        with open(counts_path, "w") as f:
+            f.write(f"{passed} {failed} {leg} leg ({desc}{', KCSAN' if opts['kcsan'] else ''})\n")
     sys.exit(0 if ok and failed == 0 else 1)
 
 

@@ -4,8 +4,13 @@
 //!
 //! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. A
 //! job takes at least its busy time; when it is due, the engine's completion "interrupt" (an
-//! hrtimer in hard-IRQ mode) executes its commands on the buffer objects and reports the job to
-//! the queue with [`JobQueue::complete`], which signals the job's out-fence from hard IRQ.
+//! hrtimer in the default, non-hard mode) executes its commands on the buffer objects and reports
+//! the job to the queue with [`JobQueue::complete`], which signals the job's out-fence there.
+//!
+//! The mode matters. Signalling a dma_fence takes `spinlock_t`s, which sleep on `PREEMPT_RT`. A
+//! default-mode hrtimer runs in hard interrupt context without `PREEMPT_RT` (as a real device's
+//! interrupt handler does) and in softirq context with it (as a threaded handler would); a
+//! hard-mode one always runs in hard interrupt context and could not complete jobs on RT.
 //!
 //! Nothing on this path allocates: the ring is an intrusive list of the jobs, which were
 //! allocated at submit time. Finished jobs still hold kernel mappings and references of their
@@ -47,7 +52,7 @@ use kernel::{
             HrTimerCallbackContext,
             HrTimerPointer,
             HrTimerRestart,
-            RelativeHardMode, //
+            RelativeMode, //
         },
         Delta,
         Instant,
@@ -131,8 +136,8 @@ impl GpuJob {
         )
     }
 
-    /// Executes the commands: what the GPU does. Runs in hard IRQ; never fails (the ranges
-    /// were checked at submit; a failed access is skipped).
+    /// Executes the commands: what the GPU does. Runs in the completion interrupt; never fails
+    /// (the ranges were checked at submit; a failed access is skipped).
     fn execute(&self) {
         for c in self.cmds.iter() {
             let dst = &self.bos[c.dst];
@@ -200,7 +205,7 @@ pub(crate) struct Engine {
 
 impl_has_hr_timer! {
     impl HasHrTimer<Self> for Engine {
-        mode: RelativeHardMode<Monotonic>,
+        mode: RelativeMode<Monotonic>,
         field: self.timer
     }
 }
@@ -359,7 +364,7 @@ impl Engine {
 impl HrTimerCallback for Engine {
     type Pointer<'a> = Arc<Self>;
 
-    /// The completion interrupt (hard IRQ).
+    /// The completion interrupt (hard IRQ without `PREEMPT_RT`, softirq with it).
     fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
         this.irqs.fetch_add(1, Relaxed);
         let now = this.now_ns();

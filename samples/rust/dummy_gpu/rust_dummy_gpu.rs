@@ -5,7 +5,7 @@
 //! Every open file of `/dev/dri/renderD*` gets its own set of rings (the `rings` module
 //! parameter), as a firmware-scheduled GPU gives each context its own firmware rings. Each ring
 //! is a [`JobQueue`] in front of an emulated engine ([`engine`]), which executes the jobs'
-//! commands on GEM shmem buffer objects and signals completion from a hard-IRQ hrtimer.
+//! commands on GEM shmem buffer objects and signals completion from an hrtimer interrupt.
 //!
 //! The uapi is `include/uapi/drm/dummy_gpu_drm.h`; the userspace client is
 //! `tools/testing/selftests/drivers/gpu/dummy_gpu/`. `/sys/kernel/debug/dummy_gpu/rings` shows

@@ -16,8 +16,8 @@
 //! dependency at a time. Jobs then start in submission order, when the ring has enough free
 //! credits, from the queue's own workqueue (`WQ_MEM_RECLAIM`), inside a fence signalling
 //! critical section: [`JobQueueDriver::run`] puts each job on the ring. The driver reports
-//! completion with [`JobQueue::complete`], which may be called from hard interrupt context;
-//! done fences signal strictly in submission (seqno) order. A per-queue timeout asks the
+//! completion with [`JobQueue::complete`], which may be called from an interrupt handler (see
+//! its context rule); done fences signal strictly in submission (seqno) order. A per-queue timeout asks the
 //! driver what to do about the oldest running job ([`JobQueueDriver::timed_out`]).
 //!
 //! Dropping the queue (or [`JobQueue::kill`]) never waits for the hardware: it signals every
@@ -412,7 +412,7 @@ enum Drain {
 }
 
 impl<D: JobQueueDriver> Inner<D> {
-    /// Queues the run work. Callable from any context, including hard interrupts.
+    /// Queues the run work. Callable from any context where a `spinlock_t` may be taken.
     fn kick(self: ArcBorrow<'_, Self>) {
         let open = self.work_open.lock();
         if *open {
@@ -436,8 +436,8 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// Signals in-flight jobs from the front, in seqno order, as `decide` says.
     ///
-    /// Callable from any context, including hard interrupts. Returns whether anything was
-    /// signalled.
+    /// Callable from any context where a `spinlock_t` may be taken (see [`JobQueue::complete`]).
+    /// Returns whether anything was signalled.
     fn drain(&self, mut decide: impl FnMut(u64, Option<Error>) -> Drain) -> bool {
         let _section = SignallingSection::begin();
         let _order = self.signal_lock.lock();
@@ -927,9 +927,29 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// outcome of job `seqno` itself (the earlier ones succeeded).
     ///
     /// Signals their done fences in order, returns their credits and starts waiting jobs.
-    /// Callable from any context, including hard interrupt handlers, but not from a dma-fence
-    /// callback (it signals fences itself, and fence locks nest badly). Reports for jobs that
-    /// were already signalled (after a reset, a timeout or teardown) are ignored.
+    /// Reports for jobs that were already signalled (after a reset, a timeout or teardown) are
+    /// ignored.
+    ///
+    /// # Context
+    ///
+    /// Callable wherever a `spinlock_t` may be taken: process and softirq context, a threaded
+    /// interrupt handler, an ordinary (`request_irq()`) interrupt handler, and the callback of an
+    /// hrtimer in a non-hard mode (for example [`RelativeMode`]). It signals dma_fences, and
+    /// `dma_fence` locks (like the queue's own) are `spinlock_t`, which sleep on `PREEMPT_RT`.
+    /// So it must **not** be called
+    ///
+    /// - with a `raw_spinlock_t` held or from `IRQF_NO_THREAD`/NMI context,
+    /// - from the callback of a hard-mode hrtimer ([`RelativeHardMode`] and the other `*HardMode`
+    ///   types), which runs in hard interrupt context even on `PREEMPT_RT`,
+    /// - from a dma-fence callback (it signals fences itself, and fence locks nest badly).
+    ///
+    /// On kernels without `PREEMPT_RT`, ordinary interrupt handlers and non-hard hrtimers run in
+    /// hard interrupt context, so this is a hard-IRQ-safe path there. Lockdep's wait-context
+    /// check (`CONFIG_PROVE_RAW_LOCK_NESTING`) reports a call from a forbidden context on any
+    /// kernel.
+    ///
+    /// [`RelativeMode`]: crate::time::hrtimer::RelativeMode
+    /// [`RelativeHardMode`]: crate::time::hrtimer::RelativeHardMode
     pub fn complete(&self, seqno: u64, result: Result) {
         let signalled = self.inner.drain(|idx, skipped| match skipped {
             Some(e) => Drain::Signal(Err(e)),

@@ -3,8 +3,9 @@
 //! KUnit tests for the JobQueue, with mock hardware.
 //!
 //! The mock hardware follows drm_sched's mock scheduler: a ring that "executes" jobs and
-//! raises completions from an hrtimer in hard interrupt mode, or that the test advances by
-//! hand. `rust_jobqueue` ports the drm_sched scenarios and adds dependency, timeout, teardown
+//! raises completions from an hrtimer, or that the test advances by hand. The hrtimer is in
+//! the default (not hard) mode: it runs in hard interrupt context without `PREEMPT_RT` and in
+//! softirq context with it, which is where [`JobQueue::complete`] may be called from. `rust_jobqueue` ports the drm_sched scenarios and adds dependency, timeout, teardown
 //! and no-allocation cases; `rust_jobqueue_stress` runs 64k jobs in flight and a randomized
 //! dependency DAG of 100k jobs across four queues.
 
@@ -17,7 +18,11 @@ use crate::{
         FenceCbRegistration, //
     },
     sync::{
-        atomic::Atomic,
+        atomic::{
+            Acquire,
+            Atomic,
+            Release, //
+        },
         new_mutex,
         new_spinlock_irq, //
     },
@@ -27,7 +32,8 @@ use crate::{
 /// How the mock ring finishes jobs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Each job completes this many ns after it reached the ring, from a hard-IRQ hrtimer.
+    /// Each job completes this many ns after it reached the ring, from an hrtimer (see the
+    /// module documentation for its mode).
     Timed(i64),
     /// Jobs complete only when the test calls [`MockHw::advance`].
     Manual,
@@ -133,7 +139,7 @@ impl MockHw {
                         t,
                         Some(Self::irq),
                         bindings::CLOCK_MONOTONIC as i32,
-                        bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD,
+                        bindings::hrtimer_mode_HRTIMER_MODE_REL,
                     )
                 }),
                 state <- new_spinlock_irq!(HwState {
@@ -326,7 +332,7 @@ impl JobQueueDriver for MockBackend {
                     hw.timer.get(),
                     after.max(0),
                     0,
-                    bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD,
+                    bindings::hrtimer_mode_HRTIMER_MODE_REL,
                 )
             };
         }
@@ -785,7 +791,9 @@ mod scenarios {
         let b = rig.job(1)?.submit();
         let c = rig.job(1)?.submit();
         assert!(rig.hw.wait_running(2, 5000));
+        // The timeout work signals `a`, then `b`; on SMP this thread may look in between.
         wait(&a)?;
+        wait(&b)?;
         assert_eq!(a.status(), Some(Err(ETIMEDOUT)));
         assert_eq!(b.status(), Some(Err(ECANCELED)));
         // The queue goes on: `c` reaches the (reset) ring and completes.
@@ -806,6 +814,7 @@ mod scenarios {
         let a = rig.job(1)?.submit();
         let b = rig.job(1)?.submit();
         wait(&a)?;
+        wait(&b)?;
         assert_eq!(a.status(), Some(Err(ETIMEDOUT)));
         assert_eq!(b.status(), Some(Err(ECANCELED)));
         assert_eq!(rig.q.prepare(MockJob::new(1), 1).err(), Some(ENODEV));
@@ -935,6 +944,10 @@ mod scenarios {
     /// Nothing allocates between submit and the done fence signalling: submit, the dependency
     /// callback, the run work and completion all run with fault injection armed to fail the
     /// very next allocation, and it never triggers.
+    ///
+    /// The worker's check spans the jobs it runs, so they must all run in one pass of the run
+    /// work, on one thread, whatever the CPU count: a blocker job holds every credit until all
+    /// of them are ready, and its completion returns the credits at once.
     #[test]
     fn no_allocation_after_submit() -> Result {
         const N: usize = 16;
@@ -942,6 +955,8 @@ mod scenarios {
         let gate = foreign_fence(&fctx)?;
         let gate_ref = gate.fence();
         let rig = Rig::new(Mode::Manual, N as u32, 5000)?;
+        let blocker = rig.job(N as u32)?.submit();
+        assert!(rig.hw.wait_running(1, 5000));
         // Fallible phase: everything allocated here.
         let mut prepared = KVec::with_capacity(N, GFP_KERNEL)?;
         for i in 0..N {
@@ -963,18 +978,27 @@ mod scenarios {
             // `push` stays within the capacity reserved above.
             let _ = fences.push(p.submit(), GFP_NOWAIT);
         }
-        // The dependency callbacks run here, in this task.
+        // The dependency callbacks run here, in this task. The jobs are now ready but wait
+        // for the blocker's credits.
         let _ = gate.signal(Ok(()));
         // SAFETY: Reads this task's fault injection countdown.
         let untouched_submit = unsafe { bindings::current_fail_nth() } == 1;
+        // The blocker's completion (as from the interrupt handler) returns all credits.
+        let n = rig.hw.advance(1);
+        // SAFETY: Reads.
+        let untouched_unblock = unsafe { bindings::current_fail_nth() } == 1;
         // SAFETY: Disarms.
         unsafe { bindings::set_current_fail_nth(0) };
         assert!(untouched_submit);
+        assert!(untouched_unblock);
+        assert_eq!(n, 1);
+        assert_eq!(blocker.status(), Some(Ok(())));
         assert_eq!(fences.len(), N);
-        // The worker ran all jobs in one go, checking its own countdown between them.
+        // The worker ran all jobs in one pass, checking its own countdown between them, and
+        // disarmed it after the last one.
         assert!(rig.hw.wait_running(N, 5000));
         assert_eq!(rig.hw.violations.load(Relaxed), 0);
-        // Completion (as from the interrupt handler), also armed.
+        // Completion, also armed.
         // SAFETY: Arms.
         unsafe { bindings::set_current_fail_nth(1) };
         let n = rig.hw.advance(N);
@@ -1035,9 +1059,89 @@ impl Rng {
     }
 }
 
+/// One side of the SMP canary: the two threads' "I am here" flags and where they ran.
+struct Meeting {
+    here: [Atomic<u32>; 2],
+    cpu: [Atomic<u32>; 2],
+    met: [Atomic<u32>; 2],
+}
+
+impl Meeting {
+    /// Thread `me` disables interrupts and preemption on its CPU (by holding its own irq-safe
+    /// spinlock), says it is here and spins until the other thread is here too, for at most
+    /// two seconds. Each thread sets its flag only with interrupts off and leaves only once it
+    /// saw the other's flag, so if both saw each other, both non-preemptible stretches
+    /// overlapped in time: two CPUs were running at once.
+    fn attend(&self, me: usize, irqs_off: &SpinLockIrq<()>) {
+        let _guard = irqs_off.lock();
+        self.cpu[me].store(crate::cpu::CpuId::current().as_u32(), Relaxed);
+        self.here[me].store(1, Release);
+        let start = Instant::<Monotonic>::now();
+        while self.here[1 - me].load(Acquire) == 0 {
+            if start.elapsed() > Delta::from_secs(2) {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        self.met[me].store(1, Relaxed);
+    }
+}
+
 #[macros::kunit_tests(rust_jobqueue_stress)]
 mod stress {
     use super::*;
+
+    /// The SMP canary: fails unless two threads provably run at the same time on two CPUs
+    /// (see [`Meeting::attend`]). It keeps the multi-CPU legs of the test harness from
+    /// silently running on one CPU. Skipped on kernels without `CONFIG_SMP` (UML).
+    #[cfg(CONFIG_SMP)]
+    #[test]
+    fn smp_canary_two_cpus_at_once() -> Result {
+        // A vCPU may be descheduled by a busy host for a while: a few attempts.
+        let mut met_on = None;
+        for attempt in 1..=5 {
+            let meeting = Arc::new(
+                Meeting {
+                    here: [Atomic::new(0), Atomic::new(0)],
+                    cpu: [Atomic::new(0), Atomic::new(0)],
+                    met: [Atomic::new(0), Atomic::new(0)],
+                },
+                GFP_KERNEL,
+            )?;
+            let lock0 = KBox::pin_init(new_spinlock_irq!(()), GFP_KERNEL)?;
+            let lock1 = Arc::pin_init(new_spinlock_irq!(()), GFP_KERNEL)?;
+            let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
+            {
+                let (m, l, d) = (meeting.clone(), lock1.clone(), done.clone());
+                crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
+                    m.attend(1, &l);
+                    d.complete_all();
+                })?;
+            }
+            meeting.attend(0, &lock0);
+            done.wait_for_completion();
+            if meeting.met.iter().all(|m| m.load(Relaxed) == 1) {
+                met_on = Some((
+                    meeting.cpu[0].load(Relaxed),
+                    meeting.cpu[1].load(Relaxed),
+                    attempt,
+                ));
+                break;
+            }
+            fsleep(Delta::from_millis(50));
+        }
+        match met_on {
+            Some((a, b, attempt)) => {
+                pr_info!(
+                    "SMP canary: two threads ran at once on CPUs {a} and {b} (attempt {attempt})\n"
+                );
+                assert_ne!(a, b);
+            }
+            None => pr_err!("SMP canary: two threads never ran at the same time\n"),
+        }
+        assert!(met_on.is_some());
+        Ok(())
+    }
 
     /// 64k jobs in flight on one ring at once.
     #[test]

@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: GPL-2.0
+# kunit.py --qemu_config for the x86_64 leg. QEMU itself is started through
+# dev/qemu/qemu-system-jq-x86_64 (on PATH while the harness runs), which
+# replaces kunit.py's fixed "-accel kvm -accel hvf -accel tcg" and "-m 1024"
+# with the harness's accelerator, memory and CPU count.
+from ..qemu_config import QemuArchParams
+
+QEMU_ARCH = QemuArchParams(linux_arch='x86_64',
+			   kconfig='''
+CONFIG_SERIAL_8250=y
+CONFIG_SERIAL_8250_CONSOLE=y''',
+			   qemu_arch='jq-x86_64',
+			   kernel_path='arch/x86/boot/bzImage',
+			   kernel_command_line='console=ttyS0',
+			   extra_qemu_params=['-bios', 'qboot.rom'])
