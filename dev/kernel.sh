@@ -6,7 +6,7 @@
 #
 # Kconfig comes only from fragment files: the KUnit config
 # (rust/kernel/drm/jobqueue/.kunitconfig), dev/config/sample.config, the
-# arch's dev/config/uml.config or dev/config/smp.config, and the named extra
+# arch's dev/config/uml.config or dev/config/{smp,lean}.config, and the named extra
 # fragments (dev/config/NAME.config). kunit.py fails the build if one of
 # their options does not make it into .config.
 
@@ -28,7 +28,8 @@ kernel_build() {
 	case "$arch" in
 	um) args+=(--arch=um --kunitconfig="$REPO/dev/config/uml.config") ;;
 	x86_64|arm64) args+=(--qemu_config="$REPO/dev/qemu/$arch.py"
-		--kunitconfig="$REPO/dev/config/smp.config") ;;
+		--kunitconfig="$REPO/dev/config/smp.config"
+		--kunitconfig="$REPO/dev/config/lean.config") ;;
 	*) die "unknown arch $arch (um, x86_64, arm64)" ;;
 	esac
 	for f in "$@"; do

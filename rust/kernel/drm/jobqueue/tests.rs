@@ -1087,6 +1087,16 @@ impl Meeting {
     }
 }
 
+/// The job counts of the stress cases are divided by this on kernels with a sanitizer that
+/// makes every memory access expensive (KASAN, KCSAN): those run on the QEMU test legs, where
+/// they are about a hundred times slower than UML, and are there to find races and memory
+/// errors, not volume. The UML leg runs the full counts.
+const STRESS_DIVISOR: usize = if cfg!(CONFIG_KASAN) || cfg!(CONFIG_KCSAN) {
+    16
+} else {
+    1
+};
+
 #[macros::kunit_tests(rust_jobqueue_stress)]
 mod stress {
     use super::*;
@@ -1143,10 +1153,10 @@ mod stress {
         Ok(())
     }
 
-    /// 64k jobs in flight on one ring at once.
+    /// 64k jobs in flight on one ring at once (see [`STRESS_DIVISOR`]).
     #[test]
     fn in_flight_64k() -> Result {
-        const N: usize = 65536;
+        const N: usize = 65536 / STRESS_DIVISOR;
         let hw = MockHw::new(Mode::Manual, N)?;
         let q = Arc::new(
             JobQueue::new(
@@ -1179,10 +1189,11 @@ mod stress {
         Ok(())
     }
 
-    /// A random dependency DAG of 100k jobs over four queues, with random ring errors.
+    /// A random dependency DAG of 100k jobs over four queues, with random ring errors (see
+    /// [`STRESS_DIVISOR`]).
     #[test]
     fn random_dag_100k() -> Result {
-        const N: usize = 100_000;
+        const N: usize = 100_000 / STRESS_DIVISOR;
         const QUEUES: usize = 4;
         const WINDOW: u64 = 512;
         let mut rng = Rng(0x5eed_1234_abcd_0001);
