@@ -45,6 +45,11 @@ FRAME = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(\S+?)\+0x[0-9a-f]+/0x[0-9a-f]+(\s+\[
 # project's modules, the C helpers, and the sample driver module.
 RUST_OURS = re.compile(r"dma_buf|jobqueue|rcu_box|RcuBox|xarray|workqueue")
 CANARY = "rust_jobqueue_stress.smp_canary_two_cpus_at_once"
+# rust_doctests_kernel holds the doctests of the whole kernel crate; a splat
+# in one whose ".location:" is not one of these files is upstream's (peer).
+LOCATION = re.compile(r"^\s*# \S+\.location: (\S+?):\d+")
+OUR_FILES = re.compile(r"^rust/kernel/(dma_buf/|drm/jobqueue/|drm/syncobj\.rs|"
+                       r"sync/rcu|xarray\.rs|workqueue\.rs)")
 
 
 def frame_is_ours(sym, module):
@@ -242,10 +247,31 @@ def take(args, flag, value=False):
     return v
 
 
+def boot_ok(path):
+    """--boot-ok LOG: exit 0 if the KUnit boot got to its first suite without a
+    splat, and finished; else print why (dev/kernel.sh then boots once more)."""
+    lines = open(path, errors="replace").read().splitlines()
+    first = next((n for n, l in enumerate(lines) if SUBTEST.match(l)), None)
+    if first is None:
+        print("no KUnit suite started (hang or crash during boot)")
+        sys.exit(1)
+    early = [l.strip() for l in lines[:first] if SPLAT.search(l)]
+    if early:
+        print(f"splat during boot, before any test: {early[0]}")
+        sys.exit(1)
+    if not any(re.match(r"^(not )?ok \d+ rust_doctests_kernel", l) for l in lines) \
+            and not any("# Totals" in l for l in lines[-5:]):
+        print("the run did not finish")
+        sys.exit(1)
+    sys.exit(0)
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--splats"]:
         splats_only(args[1])
+    if args[:1] == ["--boot-ok"]:
+        boot_ok(args[1])
     opts = {
         "leg": take(args, "--leg", True),
         "smp": take(args, "--smp"),
@@ -276,18 +302,27 @@ def main():
     arch, cpus = booted(lines)
     desc = f"{arch}, {cpus} CPU(s)"
     print(f"\n== KUnit boot: {desc} ==")
+    import os
+    retries = os.path.join(os.path.dirname(log_path), "retries")
+    if os.path.exists(retries):
+        for line in open(retries):
+            print(f"  note: {line.strip()} (that boot: {log_path}.boot1)")
     machine_bad = check_machine(arch, cpus, opts)
 
     # Splats, attributed to the suite that was running.
-    current = "(boot)"
+    current = suite = "(boot)"
     open_marks = {}
     unexpected = []
     expected_seen = 0
     splat_lines = {n for n, _ in scan(lines, opts["kcsan"])[0]}
     for n, line in enumerate(lines, 1):
         m = SUBTEST.match(line)
+        loc = LOCATION.match(line)
         if m and m.group(1) not in ("", "main"):
-            current = m.group(1)
+            current = suite = m.group(1)
+        elif loc and current.startswith("rust_doctests_kernel"):
+            current = suite if OUR_FILES.match(loc.group(1)) else \
+                f"{suite} (upstream doctest {loc.group(1)})"
         elif SUITE_END.match(line):
             # A suite finished; what follows until the next one (or after the
             # last one: the kmemleak scan of --kasan) is not a suite's.
