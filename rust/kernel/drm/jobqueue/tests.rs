@@ -18,11 +18,7 @@ use crate::{
         FenceCbRegistration, //
     },
     sync::{
-        atomic::{
-            Acquire,
-            Atomic,
-            Release, //
-        },
+        atomic::Atomic,
         new_mutex,
         new_spinlock_irq, //
     },
@@ -1060,12 +1056,14 @@ impl Rng {
 }
 
 /// One side of the SMP canary: the two threads' "I am here" flags and where they ran.
+#[cfg(CONFIG_SMP)]
 struct Meeting {
     here: [Atomic<u32>; 2],
     cpu: [Atomic<u32>; 2],
     met: [Atomic<u32>; 2],
 }
 
+#[cfg(CONFIG_SMP)]
 impl Meeting {
     /// Thread `me` disables interrupts and preemption on its CPU (by holding its own irq-safe
     /// spinlock), says it is here and spins until the other thread is here too, for at most
@@ -1073,6 +1071,10 @@ impl Meeting {
     /// saw the other's flag, so if both saw each other, both non-preemptible stretches
     /// overlapped in time: two CPUs were running at once.
     fn attend(&self, me: usize, irqs_off: &SpinLockIrq<()>) {
+        use crate::sync::atomic::{
+            Acquire,
+            Release, //
+        };
         let _guard = irqs_off.lock();
         self.cpu[me].store(crate::cpu::CpuId::current().as_u32(), Relaxed);
         self.here[me].store(1, Release);
