@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/dma-fence.h>
+#include <linux/sched/signal.h>
 
 /*
  * Helpers for the static inline functions of <linux/dma-fence.h> that the
@@ -35,4 +36,17 @@ __rust_helper bool rust_helper_dma_fence_is_later(struct dma_fence *f1,
 						  struct dma_fence *f2)
 {
 	return dma_fence_is_later(f1, f2);
+}
+
+/*
+ * Whether the current task is being killed, as drm_sched_entity_flush()
+ * decides it: exiting because of SIGKILL, or (not exiting yet) with SIGKILL
+ * pending. An exiting task always has SIGKILL pending, whatever it exits
+ * for. Used by the JobQueue's flush on file close.
+ */
+__rust_helper bool rust_helper_dma_fence_current_killed(void)
+{
+	if (current->flags & PF_EXITING)
+		return (current->exit_code & 0x7f) == SIGKILL;
+	return fatal_signal_pending(current);
 }

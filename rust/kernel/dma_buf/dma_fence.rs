@@ -27,6 +27,7 @@ use crate::{
             RcuBox, //
         },
         Arc,
+        SpinLockIrq, //
     },
     time::{
         msecs_to_jiffies,
@@ -45,6 +46,7 @@ use core::{
     marker::PhantomData,
     mem::ManuallyDrop,
     ops::Deref,
+    pin::Pin,
     ptr::NonNull, //
 };
 
@@ -62,6 +64,11 @@ struct FenceNames {
 /// the last reference is gone, so RCU readers that found a fence unsignalled can still read
 /// them (see `dma_fence_driver_name()`).
 ///
+/// The fences of a timeline signal in sequence number order, whatever order their
+/// [`DriverFence`]s are signalled in: consumers such as `dma_resv` and syncobjs keep only the
+/// latest fence per timeline, and take "signalled" to cover the earlier ones. A fence signalled
+/// before an earlier one of its timeline waits for it (see [`DriverFence::signal`]).
+///
 /// # Examples
 ///
 /// ```
@@ -72,14 +79,47 @@ struct FenceNames {
 /// let b = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
 /// assert_eq!(a.as_fence().context(), ctx.context());
 /// assert!(b.as_fence().seqno() > a.as_fence().seqno());
-/// let _ = a.signal(Ok(()));
+/// let (fa, fb) = (a.fence(), b.fence());
 /// let _ = b.signal(Ok(()));
+/// assert!(!fb.is_signaled()); // Waits for `a`.
+/// let _ = a.signal(Ok(()));
+/// assert!(fa.is_signaled() && fb.is_signaled());
 /// # Ok::<(), Error>(())
 /// ```
+#[pin_data(PinnedDrop)]
 pub struct FenceCtx {
     context: u64,
     seqno: Atomic<u64>,
     names: ManuallyDrop<RcuBox<FenceNames>>,
+    /// The signalling order of the timeline.
+    #[pin]
+    order: SpinLockIrq<Order>,
+}
+
+/// The signalling order of a timeline, protected by `FenceCtx::order`.
+///
+/// # Invariants
+///
+/// `next` is the lowest sequence number whose fence has not been taken off the list to be
+/// signalled. `deferred` is a list, sorted by sequence number and linked through
+/// `FenceHeader::next_deferred`, of fences that were signalled by their owner but are not
+/// signalled yet; each holds a reference to its fence and still owns its data and context
+/// reference. While `busy`, exactly one thread signals fences of the timeline, in order.
+struct Order {
+    next: u64,
+    deferred: *mut FenceHeader,
+    /// A thread is signalling fences of the timeline (outside the lock).
+    busy: bool,
+}
+
+// SAFETY: The list is only used under the lock; the fences may be signalled from any thread.
+unsafe impl Send for Order {}
+
+/// The lockdep class of every timeline's order lock (non-generic, name in a `static`).
+#[inline(never)]
+fn order_class() -> (&'static CStr, Pin<&'static crate::sync::LockClassKey>) {
+    static NAME: &CStr = c"FenceCtx::order";
+    (NAME, crate::static_lock_class!())
 }
 
 impl FenceCtx {
@@ -92,15 +132,25 @@ impl FenceCtx {
             },
             GFP_KERNEL,
         )?;
-        Ok(Arc::new(
-            Self {
+        let (order_name, order_key) = order_class();
+        Arc::pin_init(
+            pin_init!(Self {
                 // SAFETY: `dma_fence_context_alloc()` only increments a global atomic counter.
                 context: unsafe { bindings::dma_fence_context_alloc(1) },
                 seqno: Atomic::new(0),
                 names: ManuallyDrop::new(names),
-            },
+                order <- SpinLockIrq::new(
+                    Order {
+                        next: 1,
+                        deferred: core::ptr::null_mut(),
+                        busy: false,
+                    },
+                    order_name,
+                    order_key,
+                ),
+            }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     /// Returns the context number shared by every fence of this timeline.
@@ -115,9 +165,7 @@ impl FenceCtx {
     /// next sequence number; sequence numbers rise strictly, also under concurrent calls, and
     /// are compared as 64-bit numbers (`dma_fence_init64()`).
     ///
-    /// The fences of one timeline must signal in sequence number order: consumers such as
-    /// `dma_resv` and syncobjs keep only the latest fence per timeline. The caller makes sure of
-    /// that (the DRM `JobQueue` does).
+    /// The fences of one timeline signal in sequence number order (see [`FenceCtx`]).
     pub fn new_fence<T>(self: &Arc<Self>, alloc: DriverFenceAllocation<T>) -> DriverFence<T> {
         let alloc = ManuallyDrop::new(alloc);
         let storage = alloc.storage;
@@ -127,6 +175,8 @@ impl FenceCtx {
         // SAFETY: `raw` points to the live `FenceStorage<T>` owned by `alloc`, which we took
         // over; nothing else accesses it yet.
         unsafe { (*raw).header.names = names };
+        // SAFETY: As above.
+        unsafe { (*raw).header.finish = finish::<T> };
         // SAFETY: As above. The field was `None` (never initialised as a fence), so overwriting
         // it leaks nothing; cloning an `Arc` does not allocate.
         unsafe { (*raw).ctx = ManuallyDrop::new(Some(self.clone())) };
@@ -150,12 +200,13 @@ impl FenceCtx {
     }
 }
 
-impl Drop for FenceCtx {
+#[pinned_drop]
+impl PinnedDrop for FenceCtx {
     // Not inlined into a module: see below.
     #[inline(never)]
-    fn drop(&mut self) {
+    fn drop(self: Pin<&mut Self>) {
         // SAFETY: `names` is dropped only here, once.
-        let names = unsafe { ManuallyDrop::take(&mut self.names) };
+        let names = unsafe { ManuallyDrop::take(self.project().names) };
         // This function is not generic, so the RCU callback that frees the names is code of
         // the kernel crate, not of the module that used the context: it stays valid after
         // that module is unloaded.
@@ -183,6 +234,55 @@ struct FenceHeader {
     /// Names of the timeline; valid while the fence is unsignalled and one RCU grace period
     /// after it signalled.
     names: *const FenceNames,
+    /// Drops the data and the context reference of a signalled fence, and its reference:
+    /// `finish::<T>` of the allocation's `T`.
+    finish: unsafe fn(*mut FenceHeader),
+    /// While the fence waits in `Order::deferred`: the next one there.
+    next_deferred: *mut FenceHeader,
+    /// While the fence waits in `Order::deferred`: its errno (or 0) and its timestamp (or
+    /// `i64::MIN` for the time it really signals).
+    deferred_errno: i32,
+    deferred_ts: i64,
+}
+
+/// Drops what a signalled fence's owner held: the data, the context reference, the fence
+/// reference.
+///
+/// # Safety
+///
+/// `header` must be the header of a `FenceStorage<T>` whose fence has signalled, whose `data`
+/// and `ctx` are initialised, and whose reference the caller gives up. Called once per fence.
+unsafe fn finish<T>(header: *mut FenceHeader) {
+    let storage = header.cast::<FenceStorage<T>>();
+    // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
+    // ops no longer reach the data; `T: DriverFenceAllowedData` (required to make the
+    // allocation) makes dropping it safe in this context and against RCU readers.
+    unsafe { ManuallyDrop::drop(&mut (*storage).data) };
+    // SAFETY: `ctx` is initialised and dropped only here. RCU readers may still read the
+    // names, which are freed only after a grace period.
+    unsafe { ManuallyDrop::drop(&mut (*storage).ctx) };
+    // SAFETY: The caller gives up its reference; the memory is freed by the C code
+    // (`kfree_rcu()`) when the last reference is gone.
+    unsafe { bindings::dma_fence_put(header.cast()) };
+}
+
+/// Sets the error and signals `fence`.
+///
+/// # Safety
+///
+/// `fence` must be initialised and unsignalled, and only its owner may signal it.
+unsafe fn signal_raw(fence: *mut bindings::dma_fence, errno: i32, ts: i64) {
+    if errno != 0 {
+        // SAFETY: By the safety requirements the error is set before signalling.
+        unsafe { bindings::dma_fence_set_error(fence, errno) };
+    }
+    if ts == i64::MIN {
+        // SAFETY: `fence` is initialised and unsignalled.
+        unsafe { bindings::dma_fence_signal(fence) };
+    } else {
+        // SAFETY: `fence` is initialised and unsignalled.
+        unsafe { bindings::dma_fence_signal_timestamp(fence, ts) };
+    }
 }
 
 /// The single allocation behind a [`DriverFence`] and all [`Fence`] references to it.
@@ -320,6 +420,10 @@ impl<T: DriverFenceAllowedData> DriverFenceAllocation<T> {
                 header: FenceHeader {
                     fence: Opaque::uninit(),
                     names: core::ptr::null(),
+                    finish: finish::<T>,
+                    next_deferred: core::ptr::null_mut(),
+                    deferred_errno: 0,
+                    deferred_ts: i64::MIN,
                 },
                 ctx: ManuallyDrop::new(None),
                 data: ManuallyDrop::new(data),
@@ -451,6 +555,11 @@ impl<T> DriverFence<T> {
     /// The error is set before the fence signals. Callbacks registered on the fence run from
     /// here, in the caller's context. Then the driver data and the context reference are
     /// dropped.
+    ///
+    /// If an earlier fence of the same timeline has not signalled yet, this one waits for it:
+    /// it signals right after that one, in that fence's signaller's context (where its
+    /// callbacks then run and its data is dropped). So safe code cannot make a timeline
+    /// signal out of order.
     pub fn signal(self, res: Result) -> Signalled {
         let mut this = ManuallyDrop::new(self);
         this.complete(res, None);
@@ -465,32 +574,86 @@ impl<T> DriverFence<T> {
         Signalled(())
     }
 
-    /// Signals, drops the driver's parts and the fence reference. Called once, by `signal*` or
-    /// by `drop`, after which `self` must not be used.
+    /// Signals (now, or once the earlier fences of the timeline have), and drops the driver's
+    /// parts and the fence reference. Called once, by `signal*` or by `drop`, after which
+    /// `self` must not be used.
+    ///
+    /// Every fence goes through the timeline's `Order::deferred` list. One thread at a time
+    /// (`Order::busy`) takes the run of consecutive fences from the front and signals them
+    /// outside the lock, so that callbacks never run under it and may signal or drop fences
+    /// of the same timeline (those are then signalled by that thread's loop).
     fn complete(&mut self, res: Result, timestamp: Option<Instant<Monotonic>>) {
-        let fence = self.raw();
-        if let Err(e) = res {
-            // SAFETY: `fence` is initialised and unsignalled (type invariant), and only this
-            // `DriverFence` can signal it, so the error is set before signalling.
-            unsafe { bindings::dma_fence_set_error(fence, e.to_errno()) };
+        let header = self.storage.as_ptr().cast::<FenceHeader>();
+        // SAFETY: `ctx` is initialised while the fence is unsignalled (type invariant). The
+        // fences on the list hold a reference to the context until they are finished, and the
+        // busy thread finishes the last of them only after its last use of `order`.
+        let Some(ctx) = (unsafe { &*(*self.storage.as_ptr()).ctx }).clone() else {
+            // Unreachable: every live fence has its context.
+            crate::warn_on!(true);
+            return;
+        };
+        // SAFETY: We own the fence (type invariant) and hand it, with its data, context and
+        // reference, over to the list; nothing else touches these fields until then.
+        unsafe {
+            (*header).deferred_errno = res.err().map_or(0, |e| e.to_errno());
+            (*header).deferred_ts = timestamp.map_or(i64::MIN, |t| t.as_nanos());
         }
-        match timestamp {
-            // SAFETY: `fence` is initialised and unsignalled.
-            None => unsafe { bindings::dma_fence_signal(fence) },
-            // SAFETY: `fence` is initialised and unsignalled.
-            Some(ts) => unsafe { bindings::dma_fence_signal_timestamp(fence, ts.as_nanos()) },
+        let mut order = ctx.order.lock();
+        // SAFETY: The fence is initialised.
+        let seqno = unsafe { (*(*header).fence.get()).seqno };
+        let mut link: *mut *mut FenceHeader = &mut order.deferred;
+        // SAFETY: The list's entries are valid fences of this timeline (invariant).
+        unsafe {
+            while !(*link).is_null() && (*(**link).fence.get()).seqno < seqno {
+                link = &raw mut (**link).next_deferred;
+            }
+            (*header).next_deferred = *link;
+            // INVARIANT: Inserted in seqno order; it holds its reference.
+            *link = header;
         }
-        let storage = self.storage.as_ptr();
-        // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
-        // ops no longer reach the data; `T: DriverFenceAllowedData` makes dropping it safe in
-        // this context and against RCU readers.
-        unsafe { ManuallyDrop::drop(&mut (*storage).data) };
-        // SAFETY: `ctx` is initialised and dropped only here. RCU readers may still read the
-        // names, which are freed only after a grace period.
-        unsafe { ManuallyDrop::drop(&mut (*storage).ctx) };
-        // SAFETY: We own one reference (type invariant) and give it up; the memory is freed by
-        // the C code (`kfree_rcu()`) when the last reference is gone.
-        unsafe { bindings::dma_fence_put(fence) };
+        if order.busy {
+            // Another thread signals this timeline; its loop picks this fence up in turn.
+            return;
+        }
+        order.busy = true;
+        loop {
+            // The run of consecutive fences at the front, in order.
+            let mut run: *mut FenceHeader = core::ptr::null_mut();
+            let mut tail: *mut *mut FenceHeader = &mut run;
+            // SAFETY: The list's entries are valid, unsignalled fences of this timeline.
+            unsafe {
+                while !order.deferred.is_null()
+                    && (*(*order.deferred).fence.get()).seqno == order.next
+                {
+                    let h = order.deferred;
+                    // INVARIANT: Off the list; `next` moves past it, and it is signalled
+                    // below, before any later one.
+                    order.deferred = (*h).next_deferred;
+                    order.next += 1;
+                    (*h).next_deferred = core::ptr::null_mut();
+                    *tail = h;
+                    tail = &raw mut (*h).next_deferred;
+                }
+            }
+            if run.is_null() {
+                order.busy = false;
+                break;
+            }
+            drop(order);
+            while !run.is_null() {
+                let h = run;
+                // SAFETY: `h` was taken off the list, in order; its owner handed its parts and
+                // reference over. We are the only signaller of the timeline (`busy`).
+                unsafe {
+                    run = (*h).next_deferred;
+                    signal_raw(h.cast(), (*h).deferred_errno, (*h).deferred_ts);
+                    ((*h).finish)(h);
+                }
+            }
+            order = ctx.order.lock();
+        }
+        drop(order);
+        drop(ctx);
     }
 }
 

@@ -372,8 +372,10 @@ mod ext {
         assert!(slot.lock().is_none());
         assert!(!other_consumer.is_signaled());
         assert_eq!(*back.0, 7);
-        // The callback can still be used: register it on a live fence.
-        let first = fence(&ctx)?;
+        // The callback can still be used: register it on a live fence (of another timeline:
+        // a later fence of `ctx` would wait for `other`).
+        let ctx2 = super::util::ctx()?;
+        let first = fence(&ctx2)?;
         let reg = KBox::try_pin_init(FenceCbRegistration::new(first.fence(), back), GFP_KERNEL)?;
         let _ = first.signal(Ok(()));
         drop(reg);
@@ -477,6 +479,53 @@ mod ext {
         // SAFETY: `c_fence` keeps the fence alive while `b` is used.
         let b = unsafe { Fence::from_raw(c_fence.as_raw()) };
         assert_eq!(b.context(), c_fence.context());
+        Ok(())
+    }
+
+    /// Records the seqno of the fence it was registered on, in the order callbacks run.
+    struct Record(u64, Arc<SpinLockIrq<KVec<u64>>>);
+
+    impl FenceCb for Record {
+        fn called(self) {
+            let _ = self.1.lock().push_within_capacity(self.0);
+        }
+    }
+
+    #[test]
+    fn out_of_order_signal_waits_for_earlier() -> Result {
+        let ctx = ctx()?;
+        let (a, b, c) = (fence(&ctx)?, fence(&ctx)?, fence(&ctx)?);
+        let consumers = [a.fence(), b.fence(), c.fence()];
+        let seen = Arc::pin_init(
+            new_spinlock_irq!(KVec::<u64>::with_capacity(3, GFP_KERNEL)?),
+            GFP_KERNEL,
+        )?;
+        let mut regs = KVec::new();
+        for f in consumers.iter() {
+            let reg = KBox::try_pin_init(
+                FenceCbRegistration::new(f.clone(), Record(f.seqno(), seen.clone())),
+                GFP_KERNEL,
+            )
+            .map_err(Error::from)?;
+            regs.push(reg, GFP_KERNEL)?;
+        }
+        // The later fences are signalled first: they wait for `a`.
+        let _ = c.signal(Err(EIO));
+        let _ = b.signal(Ok(()));
+        assert!(consumers.iter().all(|f| !f.is_signaled()));
+        let _ = a.signal(Ok(()));
+        assert_eq!(consumers[0].status(), Some(Ok(())));
+        assert_eq!(consumers[1].status(), Some(Ok(())));
+        assert_eq!(consumers[2].status(), Some(Err(EIO)));
+        let order = seen.lock();
+        assert_eq!(
+            &order[..],
+            &[
+                consumers[0].seqno(),
+                consumers[1].seqno(),
+                consumers[2].seqno()
+            ]
+        );
         Ok(())
     }
 
