@@ -90,6 +90,8 @@ impl JobQueueDriver for BenchDriver {
     fn timed_out(&self, _seqno: u64) -> TimeoutAction {
         TimeoutAction::Progressing
     }
+
+    fn stop(&self) {}
 }
 
 fn now() -> Instant<Monotonic> {
@@ -220,9 +222,7 @@ fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
     if node.deps.capacity() > 0 {
         b += ksize(node.deps.as_ptr().cast());
     }
-    if let Some(a) = node.alloc.as_ref() {
-        b += ksize(a.allocation_ptr());
-    }
+    b += ksize(job.alloc.allocation_ptr());
     let xa_node = core::mem::size_of::<bindings::xa_node>();
     b + 2 * xa_node.div_ceil(64)
 }

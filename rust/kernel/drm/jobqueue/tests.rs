@@ -11,19 +11,29 @@
 
 use super::*;
 use crate::{
+    bindings,
     dma_buf::{
         kunit_support::lockdep_enabled,
         CallbackError,
+        DriverFence,
+        DriverFenceAllocation,
         FenceCb,
         FenceCbRegistration, //
     },
     sync::{
-        atomic::Atomic,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         new_mutex,
         new_spinlock_irq, //
     },
     time::delay::fsleep,
+    types::Opaque,
 };
+use core::ptr;
+
+mod lifecycle;
 
 /// How the mock ring finishes jobs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,6 +117,8 @@ struct MockHw {
     max_credits: Atomic<u32>,
     /// Timeouts reported by the queue.
     timeouts: Atomic<u32>,
+    /// Set when the queue stopped the ring: `run()` must not be called afterwards.
+    stopped: Atomic<u32>,
 }
 
 // SAFETY: The timer is only used through the C hrtimer API, which serialises it; the rest is
@@ -153,6 +165,7 @@ impl MockHw {
                 violations: Atomic::new(0),
                 max_credits: Atomic::new(0),
                 timeouts: Atomic::new(0),
+                stopped: Atomic::new(0),
             }),
             GFP_KERNEL,
         )
@@ -286,7 +299,7 @@ impl JobQueueDriver for MockBackend {
                 hw.violation();
             }
         }
-        if done.is_signaled() || done.seqno() != seqno {
+        if done.is_signaled() || done.seqno() != seqno || hw.stopped.load(Relaxed) != 0 {
             hw.violation();
         }
         let start_timer = {
@@ -352,6 +365,14 @@ impl JobQueueDriver for MockBackend {
             self.hw.reset();
         }
         a
+    }
+
+    fn stop(&self) {
+        if self.hw.stopped.xchg(1, Relaxed) != 0 {
+            // Called twice.
+            self.hw.violation();
+        }
+        self.hw.reset();
     }
 }
 
@@ -652,17 +673,25 @@ mod scenarios {
         let s = rig.q.stats();
         assert_eq!((s.in_flight, s.pending, s.credits_in_use), (2, 4, 2));
         rig.q.kill();
+        // The ring was stopped before its jobs were cancelled; the job waiting for a
+        // dependency (and those after it) are cancelled once the dependency signalled.
+        assert_eq!(rig.hw.stopped.load(Relaxed), 1);
+        assert_eq!(fences[0].status(), Some(Err(ECANCELED)));
+        assert_eq!(fences[1].status(), Some(Err(ECANCELED)));
+        wait(&fences[2])?;
+        fsleep(Delta::from_millis(10));
+        for f in &fences[3..] {
+            assert_eq!(f.status(), None);
+        }
+        // A late hardware completion is harmless.
+        rig.q.complete(2, Ok(()));
+        let _ = blocker.signal(Ok(()));
         for f in fences.iter() {
+            wait(f)?;
             assert_eq!(f.status(), Some(Err(ECANCELED)));
         }
         assert_eq!(order.count.load(Relaxed), 6);
         assert_eq!(order.bad.load(Relaxed), 0);
-        // Late hardware completions and a late dependency are harmless.
-        assert_eq!(rig.hw.advance(2), 2);
-        let _ = blocker.signal(Ok(()));
-        for f in fences.iter() {
-            assert_eq!(f.status(), Some(Err(ECANCELED)));
-        }
         assert_eq!(rig.q.prepare(MockJob::new(1), 1).err(), Some(ENODEV));
         let s = rig.q.stats();
         assert_eq!(s.cancelled, 6);
@@ -688,15 +717,24 @@ mod scenarios {
         let c = rig.submit_deps(1, &[blocker.fence()])?;
         let prepared = rig.job(1)?;
         assert!(rig.hw.wait_running(1, 5000));
-        // Drops the last reference to the queue; `prepared` still holds its internals.
+        // Drops the last reference to the queue, which tears it down without waiting;
+        // `prepared` still holds its internals.
         drop(rig);
-        for f in [&a, &b, &c] {
-            assert_eq!(f.status(), Some(Err(ECANCELED)));
-        }
-        // Submitting after teardown gives an already-failed fence.
+        wait(&a)?;
+        wait(&b)?;
+        assert_eq!(a.status(), Some(Err(ECANCELED)));
+        assert_eq!(b.status(), Some(Err(ECANCELED)));
+        // Submitting after teardown gives a fence that fails, in order: after `c`, which
+        // waits for its dependency.
         let late = prepared.submit();
-        assert_eq!(late.status(), Some(Err(ENODEV)));
+        fsleep(Delta::from_millis(10));
+        assert_eq!(c.status(), None);
+        assert_eq!(late.status(), None);
         let _ = blocker.signal(Ok(()));
+        wait(&c)?;
+        wait(&late)?;
+        assert_eq!(c.status(), Some(Err(ECANCELED)));
+        assert_eq!(late.status(), Some(Err(ENODEV)));
         Ok(())
     }
 
@@ -743,7 +781,8 @@ mod scenarios {
         }
         let all = results.lock();
         for f in all.iter() {
-            // Everything signalled: done before the kill, or cancelled / refused by it.
+            // Everything signals: done before the kill, or cancelled / refused by it.
+            wait(f)?;
             let st = f.status().ok_or(EINVAL)?;
             assert!(st.is_ok() || st == Err(ECANCELED) || st == Err(ENODEV));
         }
@@ -854,8 +893,10 @@ mod scenarios {
         let before = rig.job(1)?.submit();
         let victim = rig.submit_deps(1, &[dep.fence()])?;
         let after = rig.job(1)?.submit();
-        // Already failed at prepare time.
-        let failed = foreign_fence(&fctx)?;
+        // Already failed at prepare time (on another timeline: a later fence of `fctx` would
+        // wait for `dep`).
+        let fctx2 = foreign()?;
+        let failed = foreign_fence(&fctx2)?;
         let failed_consumer = failed.fence();
         let _ = failed.signal(Err(ENOSPC));
         let mut p = rig.job(1)?;
@@ -1080,7 +1121,7 @@ impl Meeting {
         let _guard = irqs_off.lock();
         self.cpu[me].store(crate::cpu::CpuId::current().as_u32(), Relaxed);
         self.here[me].store(1, Release);
-        let start = Instant::<Monotonic>::now();
+        let start = crate::time::Instant::<crate::time::Monotonic>::now();
         while self.here[1 - me].load(Acquire) == 0 {
             if start.elapsed() > Delta::from_secs(2) {
                 return;

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Jobs: prepare (the fallible phase) and submit (the point of no return).
+
+use super::{
+    deps::DepWait,
+    Inner,
+    JobMeta,
+    JobQueue,
+    JobQueueDriver,
+    Phase, //
+};
+use crate::{
+    dma_buf::{
+        DriverFence,
+        DriverFenceAllocation,
+        Fence, //
+    },
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::Atomic,
+        Arc, //
+    },
+};
+use core::{
+    mem::ManuallyDrop,
+    pin::Pin,
+    ptr, //
+};
+
+/// A job from prepare until the work item takes it (runs or cancels it).
+#[pin_data]
+pub(super) struct JobNode<D: JobQueueDriver> {
+    /// The dependency callback; registered on at most one dependency at a time.
+    #[pin]
+    pub(super) wait: DepWait<D>,
+    /// The driver's job, until it runs.
+    pub(super) job: Option<D::Job>,
+    /// The done fence, from submit until the job goes in flight.
+    pub(super) fence: Option<DriverFence<JobMeta>>,
+    /// Dependencies: one per fence context, the latest of each.
+    pub(super) deps: KVec<ARef<Fence>>,
+    /// Index in `deps` of the first dependency not known to have signalled.
+    pub(super) next_dep: usize,
+    /// The first dependency error seen.
+    pub(super) dep_error: Option<Error>,
+    pub(super) credits: u32,
+}
+
+// SAFETY: A `JobNode` is only used by one thread at a time (the submitter, then the work
+// item); the raw queue pointer in its callback slot refers to a `Sync` queue, and the driver
+// job is `Send`.
+unsafe impl<D: JobQueueDriver> Send for JobNode<D> {}
+
+impl<D: JobQueueDriver> JobQueue<D> {
+    /// Prepares a job costing `credits` of the ring's capacity: the fallible phase.
+    ///
+    /// Allocates everything the job will need until its done fence signals. Fails with
+    /// `EINVAL` if `credits` is zero or more than the capacity, `ENODEV` if the queue is dead,
+    /// `ENOMEM` if out of memory. May sleep.
+    pub fn prepare(&self, job: D::Job, credits: u32) -> Result<PreparedJob<D>> {
+        let inner: &Arc<Inner<D>> = &self.inner;
+        if credits == 0 || credits > inner.capacity {
+            return Err(EINVAL);
+        }
+        if inner.state.lock().phase != Phase::Live {
+            return Err(ENODEV);
+        }
+        let alloc = DriverFenceAllocation::new(
+            JobMeta {
+                credits,
+                started: Atomic::new(0),
+                skipped: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let node = KBox::pin_init(
+            pin_init!(JobNode::<D> {
+                wait <- DepWait::new(),
+                job: Some(job),
+                fence: None,
+                deps: KVec::new(),
+                next_dep: 0,
+                dep_error: None,
+                credits,
+            }),
+            GFP_KERNEL,
+        )?;
+        // Reserve the next seqno slot in both sets, so that submit and run never allocate.
+        {
+            let mut r = inner.reservations.lock();
+            let idx = r.end as usize;
+            inner.pending.reserve(idx, GFP_KERNEL)?;
+            if let Err(e) = inner.inflight.reserve(idx, GFP_KERNEL) {
+                inner.pending.lock().release(idx);
+                return Err(e);
+            }
+            r.end += 1;
+        }
+        Ok(PreparedJob {
+            node: ManuallyDrop::new(node),
+            alloc: ManuallyDrop::new(alloc),
+            queue: inner.clone(),
+        })
+    }
+}
+
+/// A prepared job: everything allocated, not yet visible to anyone.
+///
+/// Dropping it instead of submitting gives its reservations back (and may sleep).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{DriverFenceAllocation, Fence, FenceCtx};
+/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+/// use kernel::time::Delta;
+///
+/// struct Ring;
+/// impl JobQueueDriver for Ring {
+///     type Job = ();
+///     fn run(&self, _job: (), _seqno: u64, _done: &Fence) {}
+///     fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+///         TimeoutAction::Dead
+///     }
+///     fn stop(&self) {}
+/// }
+///
+/// let queue = JobQueue::new(Ring, c"example", c"ring1", 4, Delta::from_millis(500))?;
+/// let other = FenceCtx::new(c"other-driver", c"other-ring")?;
+/// let a = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let b = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+///
+/// let mut job = queue.prepare((), 1)?;
+/// job.add_dependency(a.fence())?;
+/// job.add_dependency(b.fence())?; // Same timeline, later: replaces `a`.
+/// job.add_dependency(Fence::stub())?; // Signalled: dropped.
+/// assert_eq!(job.dependency_count(), 1);
+///
+/// // Changed our mind: nothing was published, nothing leaks.
+/// drop(job);
+/// assert_eq!(queue.stats().submitted, 0);
+/// let _ = a.signal(Ok(()));
+/// let _ = b.signal(Ok(()));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct PreparedJob<D: JobQueueDriver> {
+    pub(super) node: ManuallyDrop<Pin<KBox<JobNode<D>>>>,
+    pub(super) alloc: ManuallyDrop<DriverFenceAllocation<JobMeta>>,
+    queue: Arc<Inner<D>>,
+}
+
+impl<D: JobQueueDriver> PreparedJob<D> {
+    fn node_mut(&mut self) -> &mut JobNode<D> {
+        // SAFETY: We only touch the unpinned fields; the callback slot stays in place.
+        unsafe { self.node.as_mut().get_unchecked_mut() }
+    }
+
+    /// Adds a dependency: the job runs only after `fence` signalled.
+    ///
+    /// Any fence counts, including foreign C fences. Fences of one context are deduplicated,
+    /// keeping the latest. A fence that already signalled is dropped, unless it signalled with
+    /// an error, which the job's done fence will then carry (the job is not run).
+    ///
+    /// Deduplication relies on a timeline signalling in order, which says nothing about
+    /// errors: the error of an earlier fence of a timeline is only seen if that fence had
+    /// signalled when it was added; otherwise only the latest fence's status counts (as with
+    /// `drm_sched`, which keeps only the latest fence per context too).
+    pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
+        let node = self.node_mut();
+        // The lock-free check first: `status()` takes the fence's lock.
+        if fence.is_signaled() {
+            if let Some(Err(e)) = fence.status() {
+                node.dep_error.get_or_insert(e);
+            }
+            return Ok(());
+        }
+        let ctx = fence.context();
+        if let Some(old) = node.deps.iter_mut().find(|d| d.context() == ctx) {
+            if fence.is_later(old) {
+                *old = fence;
+            }
+            return Ok(());
+        }
+        node.deps.push(fence, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Returns how many dependencies the job waits for, after deduplication.
+    pub fn dependency_count(&self) -> usize {
+        self.node.deps.len()
+    }
+
+    /// Submits the job: the point of no return. Infallible; never allocates; never sleeps.
+    ///
+    /// Returns the job's done fence, which consumers can wait on but not signal. If the queue
+    /// was killed since [`JobQueue::prepare`], the fence signals `-ENODEV` (once the jobs
+    /// before it have signalled).
+    pub fn submit(self) -> ARef<Fence> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; we take each field out once.
+        let mut node = ManuallyDrop::into_inner(unsafe { ptr::read(&this.node) });
+        // SAFETY: As above.
+        let alloc = ManuallyDrop::into_inner(unsafe { ptr::read(&this.alloc) });
+        // SAFETY: As above.
+        let queue = unsafe { ptr::read(&this.queue) };
+
+        let done = {
+            let mut st = queue.state.lock();
+            // Creating the fence under the lock makes seqno order the submission order. It
+            // takes the seqno `st.next_seqno`, whose slots were reserved at prepare.
+            let fence = queue.ctx.new_fence(alloc);
+            let seqno = fence.as_fence().seqno();
+            let done = fence.fence();
+            // SAFETY: The node is not registered anywhere; we do not move the callback slot.
+            unsafe { node.as_mut().get_unchecked_mut() }.fence = Some(fence);
+            match queue.pending.lock().store(seqno as usize, node, GFP_NOWAIT) {
+                Ok(_) => {}
+                Err(e) => {
+                    // Unreachable: the slot was reserved at prepare, so storing does not
+                    // allocate. Never lose a fence: this one signals out of order, and its
+                    // seqno stays a hole that the work item skips (warning again).
+                    crate::warn_on!(true);
+                    st.next_seqno = seqno + 1;
+                    st.stats.submitted += 1;
+                    st.stats.errored += 1;
+                    drop(st);
+                    let mut node = e.value;
+                    // SAFETY: As above.
+                    let n = unsafe { node.as_mut().get_unchecked_mut() };
+                    if let Some(f) = n.fence.take() {
+                        let _ = f.signal(Err(ENOMEM));
+                    }
+                    return done;
+                }
+            }
+            // INVARIANT: The job is pending: it is in `pending`, at `next_seqno`.
+            st.next_seqno = seqno + 1;
+            st.stats.submitted += 1;
+            st.stats.pending += 1;
+            let previous = st.last_submitted.replace(done.clone());
+            drop(st);
+            // Outside the lock: this may be the last reference to an old fence.
+            drop(previous);
+            done
+        };
+        queue.as_arc_borrow().kick();
+        // May be the last reference (the queue's handle is gone): never freed here.
+        Inner::release(queue);
+        done
+    }
+}
+
+impl<D: JobQueueDriver> Drop for PreparedJob<D> {
+    fn drop(&mut self) {
+        // Give back one reservation: the highest, which no submission can be using (see
+        // `State`). May sleep.
+        {
+            let mut r = self.queue.reservations.lock();
+            r.end -= 1;
+            let idx = r.end as usize;
+            self.queue.pending.lock().release(idx);
+            self.queue.inflight.lock().release(idx);
+        }
+        // SAFETY: Dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut self.node) };
+        // SAFETY: Dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut self.alloc) };
+    }
+}

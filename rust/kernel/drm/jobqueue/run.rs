@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The work item: the only place that calls the driver.
+//!
+//! One work item per queue runs jobs, waits for dependencies, handles timeouts and stops the
+//! ring at teardown. The workqueue code never runs one work item on two CPUs at once, so all
+//! of these are serialised by construction, whichever workqueue the item is queued on.
+
+use super::{
+    signal::Skip,
+    Inner,
+    JobQueueDriver,
+    Phase, //
+};
+use crate::{
+    dma_buf::SignallingSection,
+    prelude::*,
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+    time::{
+        Instant,
+        Monotonic, //
+    },
+};
+
+impl<D: JobQueueDriver> Inner<D> {
+    /// The work item's body.
+    pub(super) fn process(self: Arc<Self>) {
+        loop {
+            let (phase, timeout_due) = {
+                let mut st = self.state.lock();
+                (st.phase, core::mem::take(&mut st.timeout_due))
+            };
+            match phase {
+                Phase::Dying => {
+                    self.stop_ring();
+                    continue;
+                }
+                Phase::Live if timeout_due => {
+                    self.check_timeout();
+                    continue;
+                }
+                _ => {}
+            }
+            if !self.step() {
+                break;
+            }
+        }
+        if self.state.lock().phase == Phase::Stopped {
+            // The ring is stopped and every job that can be cancelled now is: `kill()` may
+            // return. (Jobs still waiting for a dependency are cancelled when it signals.)
+            self.stopped.complete_all();
+        }
+        self.arm_timeout();
+    }
+
+    /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
+    /// waiting for a dependency or for credits. Returns whether to go on.
+    fn step(self: &Arc<Self>) -> bool {
+        let section = SignallingSection::begin();
+        let kept = self.head.lock().take();
+        let mut node = match kept {
+            Some(node) => node,
+            None => {
+                let mut st = self.state.lock();
+                let seqno = st.next_to_run;
+                if seqno == st.next_seqno {
+                    return false;
+                }
+                let node = self.pending.lock().remove(seqno as usize);
+                match node {
+                    Some(node) => node,
+                    None => {
+                        // Unreachable: a hole left by `PreparedJob::submit`, which warned.
+                        crate::warn_on!(true);
+                        // INVARIANT: Skip the seqno; `drain` skips its missing entry too.
+                        st.next_to_run = seqno + 1;
+                        st.handed = seqno + 1;
+                        return true;
+                    }
+                }
+            }
+        };
+        // Dependencies: polled with no queue lock held.
+        if !self.poll_deps(node.as_mut()) {
+            *self.head.lock() = Some(node);
+            return false;
+        }
+        let n = node.as_mut().project();
+        let mut st = self.state.lock();
+        let seqno = st.next_to_run;
+        let mut skip = match (st.phase, *n.dep_error) {
+            (_, Some(e)) => Some(Skip::Dependency(e)),
+            (Phase::Live, None) => None,
+            (_, None) if seqno >= st.dead_from => Some(Skip::AfterDeath),
+            (_, None) => Some(Skip::Cancelled),
+        };
+        if skip.is_none() && *n.credits > self.capacity - st.credits_in_use {
+            // Completions return credits and kick us.
+            drop(st);
+            *self.head.lock() = Some(node);
+            return false;
+        }
+        let job = n.job.take();
+        if skip.is_none() && job.is_none() {
+            // Unreachable: only this function takes the job.
+            crate::warn_on!(true);
+            skip = Some(Skip::Dependency(EINVAL));
+        }
+        let Some(fence) = n.fence.take() else {
+            // Unreachable: `submit` sets it before the node becomes pending.
+            crate::warn_on!(true);
+            st.next_to_run = seqno + 1;
+            st.handed = seqno + 1;
+            st.stats.pending -= 1;
+            st.stats.errored += 1;
+            return true;
+        };
+        let done = fence.fence();
+        let credits = *n.credits;
+        match skip {
+            Some(s) => fence.data().skipped.store(s.to_raw(), Relaxed),
+            None => {
+                let now = Instant::<Monotonic>::now().as_nanos();
+                fence.data().started.store(now, Relaxed);
+            }
+        }
+        if let Err(e) = self
+            .inflight
+            .lock()
+            .store(seqno as usize, fence, GFP_NOWAIT)
+        {
+            // Unreachable: the slot was reserved at prepare, so storing does not allocate.
+            // Never lose a fence: it signals out of order (warned).
+            crate::warn_on!(true);
+            st.next_to_run = seqno + 1;
+            st.handed = seqno + 1;
+            st.stats.pending -= 1;
+            st.stats.errored += 1;
+            drop(st);
+            let _ = e.value.signal(Err(ENOMEM));
+            drop(section);
+            drop(job);
+            return true;
+        }
+        // INVARIANT: The job moves from pending to in flight.
+        st.next_to_run = seqno + 1;
+        st.stats.pending -= 1;
+        st.stats.in_flight += 1;
+        let not_run = match (skip, job) {
+            (None, Some(job)) => {
+                st.credits_in_use += credits;
+                // INVARIANT: `run()` executes for `seqno` until `handed` passes it.
+                st.running = Some(seqno);
+                drop(st);
+                self.driver.run(job, seqno, &done);
+                let (late, first) = {
+                    let mut st = self.state.lock();
+                    // INVARIANT: Handed; `late` is cleared with `running`.
+                    st.handed = seqno + 1;
+                    st.running = None;
+                    (st.late.take(), st.oldest == seqno)
+                };
+                if first {
+                    // The ring was idle: its timeout starts now, not when this pass ends.
+                    self.arm_timeout();
+                }
+                if let Some(res) = late {
+                    self.as_arc_borrow().report(seqno, res);
+                }
+                None
+            }
+            (_, job) => {
+                // INVARIANT: Not run: handed at once, it signals its error at the front.
+                st.handed = seqno + 1;
+                drop(st);
+                self.drain(|_| None);
+                job
+            }
+        };
+        drop(section);
+        // Outside the signalling section and the locks: dropping a job that did not run does
+        // whatever the driver's job does on drop; dropping the node puts the dependencies.
+        drop(not_run);
+        drop(done);
+        drop(node);
+        true
+    }
+}

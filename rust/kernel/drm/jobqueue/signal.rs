@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Signalling: completion reports, teardown, and flushing.
+//!
+//! Done fences signal from the front of the in-flight range, in seqno order, one per round
+//! trip of `signal_lock` (so that interrupts are never off for more than one fence), and only
+//! for jobs that were handed to the ring.
+
+use super::{
+    Inner,
+    JobQueue,
+    JobQueueDriver,
+    Phase, //
+};
+use crate::{
+    bindings,
+    dma_buf::SignallingSection,
+    prelude::*,
+    sync::{
+        atomic::Relaxed,
+        Arc,
+        ArcBorrow, //
+    },
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+    workqueue::DelayedWork, //
+};
+use core::cmp::Ordering;
+
+/// Why a job in flight was not run; stored in its [`JobMeta`](super::JobMeta) as an `i32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Skip {
+    /// A dependency failed with this error.
+    Dependency(Error),
+    /// Cancelled by the teardown (`-ECANCELED`).
+    Cancelled,
+    /// Submitted after the queue died (`-ENODEV`).
+    AfterDeath,
+}
+
+impl Skip {
+    pub(super) fn to_raw(self) -> i32 {
+        match self {
+            Skip::Dependency(e) => e.to_errno(),
+            Skip::Cancelled => 1,
+            Skip::AfterDeath => 2,
+        }
+    }
+
+    fn from_raw(raw: i32) -> Option<Self> {
+        match raw {
+            0 => None,
+            1 => Some(Skip::Cancelled),
+            2 => Some(Skip::AfterDeath),
+            e => Some(Skip::Dependency(Error::from_errno(e))),
+        }
+    }
+
+    fn error(self) -> Error {
+        match self {
+            Skip::Dependency(e) => e,
+            Skip::Cancelled => ECANCELED,
+            Skip::AfterDeath => ENODEV,
+        }
+    }
+}
+
+impl<D: JobQueueDriver> Inner<D> {
+    /// Signals jobs in flight from the front, in seqno order, as long as `decide` gives a
+    /// result for them (`None` stops). Jobs that were not run signal their own error without
+    /// asking. Only jobs handed to the ring are reached.
+    ///
+    /// Callable from any context where a `spinlock_t` may be taken (see
+    /// [`JobQueue::complete`]). Returns whether anything was signalled.
+    pub(super) fn drain(&self, mut decide: impl FnMut(u64) -> Option<Result>) -> bool {
+        let _section = SignallingSection::begin();
+        let mut any = false;
+        loop {
+            let _order = self.signal_lock.lock();
+            let (fence, res) = {
+                let mut st = self.state.lock();
+                let idx = st.oldest;
+                if idx >= st.handed {
+                    break;
+                }
+                let mut xa = self.inflight.lock();
+                let Some(entry) = xa.get(idx as usize) else {
+                    // Unreachable: every seqno goes through the in-flight set (see
+                    // `PreparedJob::submit` for the one warned-about exception).
+                    crate::warn_on!(true);
+                    drop(xa);
+                    st.oldest = idx + 1;
+                    continue;
+                };
+                let skip = Skip::from_raw(entry.skipped.load(Relaxed));
+                let credits = entry.credits;
+                let res = match skip {
+                    Some(s) => Err(s.error()),
+                    None => match decide(idx) {
+                        Some(res) => res,
+                        None => break,
+                    },
+                };
+                let Some(fence) = xa.remove(idx as usize) else {
+                    // Unreachable: we just found it, under the same lock.
+                    crate::warn_on!(true);
+                    break;
+                };
+                drop(xa);
+                // INVARIANT: The front job leaves the in-flight range; its credits return.
+                st.oldest = idx + 1;
+                st.stats.in_flight -= 1;
+                match skip {
+                    None => {
+                        st.credits_in_use -= credits;
+                        st.stats.count(res);
+                    }
+                    Some(Skip::Cancelled) => st.stats.cancelled += 1,
+                    Some(_) => st.stats.errored += 1,
+                }
+                (fence, res)
+            };
+            // Outside the state lock: callbacks on the fence may look at this queue's
+            // counters (see `Inner`'s locking rules).
+            let _ = fence.signal(res);
+            any = true;
+        }
+        any
+    }
+
+    /// Applies a completion report for the jobs up to `seqno` handed to the ring.
+    pub(super) fn report(self: ArcBorrow<'_, Self>, seqno: u64, result: Result) {
+        let signalled = self.drain(|idx| match idx.cmp(&seqno) {
+            Ordering::Less => Some(Ok(())),
+            Ordering::Equal => Some(result),
+            Ordering::Greater => None,
+        });
+        if !signalled {
+            return;
+        }
+        let pending = {
+            let st = self.state.lock();
+            // The ring made progress: the timeout of the job now at the front runs from here
+            // (as drm_sched restarts its timer when a job finishes).
+            if st.oldest < st.handed {
+                if let Some(e) = self.inflight.lock().get(st.oldest as usize) {
+                    let now = Instant::<Monotonic>::now().as_nanos();
+                    if e.started.load(Relaxed) < now {
+                        e.started.store(now, Relaxed);
+                    }
+                }
+            }
+            st.stats.pending
+        };
+        // Returned credits may let a waiting job run. With nothing waiting there is nothing
+        // to start, and no reason to bounce through the workqueue.
+        if pending > 0 {
+            self.kick();
+        }
+    }
+
+    /// Stops the ring and signals every job it was given. Called once, by the work item, when
+    /// the queue is dying; the work item then cancels the waiting jobs that can be cancelled
+    /// and completes `stopped`.
+    pub(super) fn stop_ring(self: &Arc<Self>) {
+        {
+            let _section = SignallingSection::begin();
+            self.driver.stop();
+        }
+        let timed_out = {
+            let mut st = self.state.lock();
+            // INVARIANT: The driver said the ring no longer touches its jobs.
+            st.phase = Phase::Stopped;
+            st.timed_out
+        };
+        // No timeout any more; a pending timer would keep the queue alive until it fires.
+        DelayedWork::<Self, 1>::cancel(self);
+        self.drain(|idx| {
+            Some(Err(if Some(idx) == timed_out {
+                ETIMEDOUT
+            } else {
+                ECANCELED
+            }))
+        });
+    }
+}
+
+/// Whether the current task is being killed: it exits because of `SIGKILL` (as
+/// `drm_sched_entity_flush()` checks), or, while not exiting yet, `SIGKILL` is pending.
+fn current_being_killed() -> bool {
+    // SAFETY: Only reads the current task's flags, exit code and pending signals.
+    unsafe { bindings::dma_fence_current_killed() }
+}
+
+impl<D: JobQueueDriver> JobQueue<D> {
+    /// Reports that the ring finished the jobs up to and including `seqno`; `result` is the
+    /// outcome of job `seqno` itself (the earlier ones succeeded).
+    ///
+    /// Signals their done fences in order, returns their credits and starts waiting jobs.
+    /// Only jobs handed to [`JobQueueDriver::run`] are reached: a report that arrives while
+    /// `run()` executes for `seqno` takes effect when it returns, and a report beyond the jobs
+    /// handed to the ring is clamped (the queue logs a warning once). Reports for jobs that
+    /// were already signalled (after a reset, a timeout or teardown) are ignored.
+    ///
+    /// # Context
+    ///
+    /// Callable wherever a `spinlock_t` may be taken: process and softirq context, a threaded
+    /// interrupt handler, an ordinary (`request_irq()`) interrupt handler, the callback of an
+    /// hrtimer in a non-hard mode (for example [`RelativeMode`]), and the queue's
+    /// [`JobQueueDriver`] methods. It signals dma_fences, and `dma_fence` locks (like the
+    /// queue's own) are `spinlock_t`, which sleep on `PREEMPT_RT`. So it must **not** be called
+    ///
+    /// - with a `raw_spinlock_t` held or from `IRQF_NO_THREAD`/NMI context,
+    /// - from the callback of a hard-mode hrtimer ([`RelativeHardMode`] and the other `*HardMode`
+    ///   types), which runs in hard interrupt context even on `PREEMPT_RT`,
+    /// - from a dma-fence callback (it takes `signal_lock`, which is held while this queue's
+    ///   fences signal and their callbacks run).
+    ///
+    /// On kernels without `PREEMPT_RT`, ordinary interrupt handlers and non-hard hrtimers run in
+    /// hard interrupt context, so this is a hard-IRQ-safe path there. Lockdep's wait-context
+    /// check (`CONFIG_PROVE_RAW_LOCK_NESTING`) reports a call from a forbidden context on any
+    /// kernel. Interrupts are disabled for one fence at a time.
+    ///
+    /// [`RelativeMode`]: crate::time::hrtimer::RelativeMode
+    /// [`RelativeHardMode`]: crate::time::hrtimer::RelativeHardMode
+    pub fn complete(&self, seqno: u64, result: Result) {
+        let inner = &self.inner;
+        {
+            let mut st = inner.state.lock();
+            if seqno >= st.handed {
+                let beyond = match st.running {
+                    Some(r) => {
+                        // INVARIANT: `running` is `Some`, so `late` may be set. A report for a
+                        // later job says `r` succeeded, unless it was reported otherwise.
+                        if seqno == r {
+                            st.late = Some(result);
+                        } else if st.late.is_none() {
+                            st.late = Some(Ok(()));
+                        }
+                        seqno > r
+                    }
+                    None => true,
+                };
+                let last = st.next_to_run - 1;
+                drop(st);
+                if beyond && inner.clamp_warned.xchg(1, Relaxed) == 0 {
+                    pr_warn!(
+                        "jobqueue (fence context {}): completion of seqno {} beyond the last job \
+                         handed to the ring ({}) ignored\n",
+                        inner.ctx.context(),
+                        seqno,
+                        last
+                    );
+                }
+            }
+        }
+        inner.as_arc_borrow().report(seqno, result);
+    }
+
+    /// Waits until every job submitted so far has signalled, for at most `timeout`.
+    ///
+    /// This is what closing a client's file does before tearing its queues down: a client
+    /// that exits normally gets its work done, one that is killed gets it cancelled. Returns
+    /// `Ok(())` once everything signalled, `ETIMEDOUT` if `timeout` passed first, and `EINTR`
+    /// without waiting if the current task is being killed (`SIGKILL` pending, or exiting
+    /// because of it). The wait itself is not interruptible (it is bounded).
+    ///
+    /// # Context
+    ///
+    /// Process context; sleeps. Not from a [`JobQueueDriver`] method.
+    pub fn flush(&self, timeout: Delta) -> Result {
+        if current_being_killed() {
+            return Err(EINTR);
+        }
+        let last = self.inner.state.lock().last_submitted.clone();
+        match last {
+            Some(f) => f.wait_timeout(false, timeout).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the JobQueue's lifecycle rules on several CPUs.
+//!
+//! Each case races one rule of the queue's contract: a done fence never signals before its
+//! job was handed to the ring, nor while the ring may still touch the job, nor before its
+//! dependencies; the run and timeout paths never overlap; no queue lock is held around a
+//! dependency fence's lock; and the last reference to a queue may go away anywhere. The
+//! `race_*` cases need two CPUs to show anything; the `drop_*` cases deadlock or sleep in
+//! atomic context if the rule is broken, so they wait with a timeout instead of forever.
+
+use super::*;
+
+/// The ring of [`LifeDriver`]: counts what the queue asked of it, and what went wrong.
+struct LifeRing {
+    /// Microseconds `run()` sleeps after taking the job: widens the windows being raced.
+    run_delay_us: i64,
+    /// What `timed_out()` answers.
+    timeout_action: TimeoutAction,
+    /// Set by the test once `kill()` returned: `run()` and `timed_out()` must not be called
+    /// any more.
+    killed: Atomic<u32>,
+    /// Set once the driver's part of the queue was dropped, that is, the queue was freed.
+    dropped: Atomic<u32>,
+    /// Set by `stop()`.
+    stopped: Atomic<u32>,
+    /// Number of `run()`/`timed_out()` calls executing right now.
+    inside: Atomic<u32>,
+    /// Broken rules seen by the ring.
+    violations: Atomic<u32>,
+    ran: Atomic<u64>,
+    timeouts: Atomic<u32>,
+}
+
+impl LifeRing {
+    fn new(run_delay_us: i64, timeout_action: TimeoutAction) -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                run_delay_us,
+                timeout_action,
+                killed: Atomic::new(0),
+                dropped: Atomic::new(0),
+                stopped: Atomic::new(0),
+                inside: Atomic::new(0),
+                violations: Atomic::new(0),
+                ran: Atomic::new(0),
+                timeouts: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn violation(&self, what: &str) {
+        pr_err!("lifecycle: {what}\n");
+        self.violations.fetch_add(1, Relaxed);
+    }
+
+    fn enter(&self) {
+        if self.inside.fetch_add(1, Relaxed) != 0 {
+            self.violation("run()/timed_out() called concurrently");
+        }
+        if self.killed.load(Relaxed) != 0 {
+            self.violation("driver called after kill() returned");
+        }
+        if self.stopped.load(Relaxed) != 0 {
+            self.violation("driver called after stop()");
+        }
+    }
+
+    fn leave(&self) {
+        self.inside.fetch_sub(1, Relaxed);
+    }
+
+    /// Waits until the queue was freed; false after about `ms` milliseconds.
+    fn wait_dropped(&self, ms: u32) -> bool {
+        for _ in 0..ms {
+            if self.dropped.load(Relaxed) != 0 {
+                return true;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        self.dropped.load(Relaxed) != 0
+    }
+}
+
+/// The driver part of a queue under test.
+struct LifeDriver {
+    ring: Arc<LifeRing>,
+}
+
+impl Drop for LifeDriver {
+    fn drop(&mut self) {
+        self.ring.dropped.store(1, Relaxed);
+    }
+}
+
+/// A job; it may hold a reference to its own queue, to drop the last one from odd places.
+type LifeQueue = JobQueue<LifeDriver>;
+
+struct LifeJob {
+    _queue: Option<Arc<LifeQueue>>,
+}
+
+impl JobQueueDriver for LifeDriver {
+    type Job = LifeJob;
+
+    fn run(&self, job: LifeJob, _seqno: u64, done: &Fence) {
+        let r = &self.ring;
+        r.enter();
+        if done.is_signaled() {
+            r.violation("run() was handed a signalled done fence");
+        }
+        if r.run_delay_us > 0 {
+            fsleep(Delta::from_micros(r.run_delay_us));
+        }
+        // The job is on the ring now; no completion is reported in these tests, so nothing
+        // may have cancelled it while the ring still runs.
+        if done.status() == Some(Err(ECANCELED)) {
+            r.violation("done fence cancelled while the job was on a running ring");
+        }
+        r.ran.fetch_add(1, Relaxed);
+        r.leave();
+        drop(job);
+    }
+
+    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+        let r = &self.ring;
+        r.enter();
+        r.timeouts.fetch_add(1, Relaxed);
+        if r.run_delay_us > 0 {
+            fsleep(Delta::from_micros(r.run_delay_us));
+        }
+        r.leave();
+        r.timeout_action
+    }
+
+    fn stop(&self) {
+        let r = &self.ring;
+        r.enter();
+        r.stopped.store(1, Relaxed);
+        r.leave();
+    }
+}
+
+fn life_queue(ring: &Arc<LifeRing>, capacity: u32, timeout_ms: i64) -> Result<Arc<LifeQueue>> {
+    let q = JobQueue::new(
+        LifeDriver { ring: ring.clone() },
+        c"jobqueue-test",
+        c"life-ring",
+        capacity,
+        Delta::from_millis(timeout_ms),
+    )?;
+    Ok(Arc::new(q, GFP_KERNEL)?)
+}
+
+fn submit(q: &LifeQueue, deps: &[ARef<Fence>]) -> Result<ARef<Fence>> {
+    let mut p = q.prepare(LifeJob { _queue: None }, 1)?;
+    for d in deps {
+        p.add_dependency(d.clone())?;
+    }
+    Ok(p.submit())
+}
+
+/// Runs `f` on another CPU (a worker of the default workqueue); returns its completion.
+fn spawn(f: impl FnOnce() + Send + 'static) -> Result<Arc<crate::sync::Completion>> {
+    let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
+    let d = done.clone();
+    crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
+        f();
+        d.complete_all();
+    })?;
+    Ok(done)
+}
+
+/// Signals nothing, but looks at the queue's counters, as a done-fence callback may.
+struct StatsCb {
+    queue: Arc<LifeQueue>,
+    seen: Arc<Atomic<u32>>,
+}
+
+impl FenceCb for StatsCb {
+    fn called(self) {
+        let _ = self.queue.stats();
+        self.seen.fetch_add(1, Relaxed);
+    }
+}
+
+/// Holds a reference to a queue and drops it when the fence signals.
+struct DropCb {
+    _queue: Arc<LifeQueue>,
+}
+
+impl FenceCb for DropCb {
+    fn called(self) {}
+}
+
+#[macros::kunit_tests(rust_jobqueue_lifecycle)]
+mod lifecycle {
+    use super::*;
+
+    /// Item 1: a completion report beyond the jobs handed to `run()` (a bogus or "flush all"
+    /// seqno), racing the run path from another CPU, never signals a job not yet run.
+    #[test]
+    fn race_complete_future_seqno_against_run() -> Result {
+        const JOBS: usize = 400;
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let stop = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let flooder = {
+            let (q, stop) = (q.clone(), stop.clone());
+            spawn(move || {
+                let mut n = 0u32;
+                while stop.load(Relaxed) == 0 {
+                    q.complete(u64::MAX, Ok(()));
+                    for _ in 0..200 {
+                        core::hint::spin_loop();
+                    }
+                    n = n.wrapping_add(1);
+                    if n % 64 == 0 {
+                        // Let the submitter run on a single CPU (UML) too.
+                        fsleep(Delta::from_micros(50));
+                    }
+                }
+            })?
+        };
+        let mut last = None;
+        for _ in 0..JOBS {
+            last = Some(submit(&q, &[])?);
+        }
+        let last = last.ok_or(EINVAL)?;
+        let waited = wait(&last);
+        stop.store(1, Relaxed);
+        flooder.wait_for_completion();
+        waited?;
+        assert_eq!(ring.ran.load(Relaxed), JOBS as u64);
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// Item 2: `kill()` on one CPU while `run()` executes on another. No fence is cancelled
+    /// while its job may be on the ring, and `run()` is never called once `kill()` returned.
+    #[test]
+    fn race_kill_against_run() -> Result {
+        let mut rng = Rng(0x5eed_1234);
+        for _ in 0..20 {
+            let ring = LifeRing::new(200, TimeoutAction::Progressing)?;
+            let q = life_queue(&ring, 64, 10_000)?;
+            let mut fences = KVec::new();
+            for _ in 0..16 {
+                fences.push(submit(&q, &[])?, GFP_KERNEL)?;
+            }
+            let delay = rng.below(2000) as i64;
+            let killer = {
+                let (q, ring) = (q.clone(), ring.clone());
+                spawn(move || {
+                    fsleep(Delta::from_micros(delay));
+                    q.kill();
+                    if ring.stopped.load(Relaxed) == 0 {
+                        ring.violation("kill() returned before the ring was stopped");
+                    }
+                    ring.killed.store(1, Relaxed);
+                })?
+            };
+            killer.wait_for_completion();
+            for f in fences.iter() {
+                wait(f)?;
+                let st = f.status();
+                assert!(st == Some(Ok(())) || st == Some(Err(ECANCELED)));
+            }
+            assert_eq!(ring.violations.load(Relaxed), 0);
+        }
+        Ok(())
+    }
+
+    /// Item 3: the run path and the timeout path of one queue never run at the same time.
+    #[test]
+    fn race_run_against_timeout() -> Result {
+        let ring = LifeRing::new(300, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 256, 1)?;
+        let mut fences = KVec::new();
+        for _ in 0..200 {
+            fences.push(submit(&q, &[])?, GFP_KERNEL)?;
+        }
+        for _ in 0..5000 {
+            if ring.ran.load(Relaxed) == 200 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        assert_eq!(ring.ran.load(Relaxed), 200);
+        for _ in 0..5000 {
+            if ring.timeouts.load(Relaxed) > 0 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        assert!(ring.timeouts.load(Relaxed) > 0);
+        q.complete(u64::MAX, Ok(()));
+        for f in fences.iter() {
+            wait(f)?;
+        }
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// Item 4: a callback on a dependency looks at the queue's counters while the queue polls
+    /// that dependency. Lockdep reports a queue lock held around the fence's lock.
+    #[test]
+    fn race_stats_from_callback_while_polling_deps() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let fctx = foreign()?;
+        let dep = foreign_fence(&fctx)?;
+        let seen = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let reg = KBox::try_pin_init(
+            FenceCbRegistration::new(
+                dep.fence(),
+                StatsCb {
+                    queue: q.clone(),
+                    seen: seen.clone(),
+                },
+            ),
+            GFP_KERNEL,
+        )
+        .map_err(Error::from)?;
+        let done = submit(&q, &[dep.fence()])?;
+        // Let the queue poll (and arm its callback on) the dependency.
+        fsleep(Delta::from_millis(20));
+        let signaller = spawn(move || {
+            let _ = dep.signal(Ok(()));
+        })?;
+        signaller.wait_for_completion();
+        assert_eq!(seen.load(Relaxed), 1);
+        drop(reg);
+        q.complete(u64::MAX, Ok(()));
+        wait(&done)?;
+        assert!(lockdep_enabled());
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// Item 6: a job cancelled by `kill()` signals only after its dependencies did, and the
+    /// jobs after it wait for it (seqno order).
+    #[test]
+    fn race_cancel_waits_for_dependencies() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 1, 10_000)?;
+        let fctx = foreign()?;
+        let dep = foreign_fence(&fctx)?;
+        let a = submit(&q, &[])?;
+        let b = submit(&q, &[dep.fence()])?;
+        let c = submit(&q, &[])?;
+        for _ in 0..5000 {
+            if ring.ran.load(Relaxed) == 1 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        let killer = {
+            let (q, ring) = (q.clone(), ring.clone());
+            spawn(move || {
+                q.kill();
+                ring.killed.store(1, Relaxed);
+            })?
+        };
+        killer.wait_for_completion();
+        wait(&a)?;
+        assert_eq!(a.status(), Some(Err(ECANCELED)));
+        fsleep(Delta::from_millis(20));
+        // `b` waits for `dep`, `c` waits for `b`.
+        assert_eq!(b.status(), None);
+        assert_eq!(c.status(), None);
+        let _ = dep.signal(Ok(()));
+        wait(&b)?;
+        wait(&c)?;
+        assert_eq!(b.status(), Some(Err(ECANCELED)));
+        assert_eq!(c.status(), Some(Err(ECANCELED)));
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// Item 5: the last reference to the queue is dropped by a job that the queue's own work
+    /// item drops (it did not run: its dependency failed).
+    #[test]
+    fn drop_last_ref_from_own_work() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let fctx = foreign()?;
+        let dep = foreign_fence(&fctx)?;
+        let mut p = q.prepare(
+            LifeJob {
+                _queue: Some(q.clone()),
+            },
+            1,
+        )?;
+        p.add_dependency(dep.fence())?;
+        let done = p.submit();
+        drop(q);
+        let _ = dep.signal(Err(EIO));
+        wait(&done)?;
+        assert_eq!(done.status(), Some(Err(EIO)));
+        assert!(ring.wait_dropped(5000));
+        Ok(())
+    }
+
+    /// Item 5: the last reference to the queue is dropped by a callback on one of its done
+    /// fences, signalled by the queue's own timeout path.
+    #[test]
+    fn drop_last_ref_from_done_fence_callback() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Dead)?;
+        let q = life_queue(&ring, 4, 20)?;
+        let done = submit(&q, &[])?;
+        let reg = KBox::try_pin_init(
+            FenceCbRegistration::new(done.clone(), DropCb { _queue: q.clone() }),
+            GFP_KERNEL,
+        );
+        assert!(reg.is_ok());
+        drop(q);
+        wait(&done)?;
+        assert_eq!(done.status(), Some(Err(ETIMEDOUT)));
+        assert!(ring.wait_dropped(5000));
+        drop(reg);
+        Ok(())
+    }
+
+    /// Item 5: the last reference to the queue is dropped with interrupts disabled.
+    #[test]
+    fn drop_last_ref_in_atomic_context() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let done = submit(&q, &[])?;
+        for _ in 0..5000 {
+            if ring.ran.load(Relaxed) == 1 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        let lock = KBox::pin_init(new_spinlock_irq!(()), GFP_KERNEL)?;
+        {
+            let _irqs_off = lock.lock();
+            drop(q);
+        }
+        wait(&done)?;
+        assert_eq!(done.status(), Some(Err(ECANCELED)));
+        assert!(ring.wait_dropped(5000));
+        Ok(())
+    }
+
+    #[test]
+    fn lockdep_still_enabled() {
+        assert!(lockdep_enabled());
+    }
+}
