@@ -253,17 +253,26 @@ impl Engine {
         self.queue.lock().take()
     }
 
-    /// Stops the engine: cancels the interrupt and releases every job it still holds (they
-    /// will not execute). Called at teardown, once the queue is detached; idempotent. May
-    /// sleep.
+    /// Releases everything the engine still holds. Called at teardown, once the queue was
+    /// killed (so the ring is stopped and `run` is not called again); idempotent. May sleep.
     pub(crate) fn shutdown(self: &Arc<Self>) {
         let timer = self.hw.lock().timer.take();
-        // Cancels the timer, waiting for a running interrupt. Only the queue's `run` re-arms
-        // it, which stops once the queue is dropped.
+        // Cancels the timer, waiting for a running interrupt (already done by `stop`).
         drop(timer);
         Work::<Self>::cancel_sync(self);
         self.move_ring_to_retired();
         self.retire();
+    }
+
+    /// Stops the ring for good (the queue's [`JobQueueDriver::stop`]): cancels the interrupt,
+    /// waiting for a running one, and drops every job still on the ring, so that no job
+    /// executes or completes any more. Called in the queue's signalling section: it only
+    /// takes spinlocks and queues the retire work, without waiting for it.
+    fn stop(self: &Arc<Self>) {
+        let timer = self.hw.lock().timer.take();
+        drop(timer);
+        self.move_ring_to_retired();
+        Self::kick_retire(self.as_arc_borrow());
     }
 
     pub(crate) fn stats(&self) -> EngineStats {
@@ -426,5 +435,9 @@ impl JobQueueDriver for Ring {
         // The only way a job of this GPU hangs is the HANG test hook: reset the ring and go on.
         self.engine.reset();
         TimeoutAction::RingReset
+    }
+
+    fn stop(&self) {
+        self.engine.stop();
     }
 }

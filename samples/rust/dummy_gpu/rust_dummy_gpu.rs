@@ -45,7 +45,11 @@ use kernel::{
         Arc,
         Mutex, //
     },
-    time::Delta,
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
     transmute::FromBytes,
     uaccess::{
         UserPtr,
@@ -154,7 +158,44 @@ pub(crate) struct Shared {
     /// Per ring index: the final counters of the files closed so far.
     #[pin]
     closed: Mutex<KVec<RingTotals>>,
+    /// Killed queues of closed files whose jobs still wait for a dependency (they are
+    /// cancelled once it signals), with their ring index and final engine counters. Folded
+    /// into `closed` once idle.
+    #[pin]
+    draining: Mutex<KVec<(usize, Arc<JobQueue<Ring>>, EngineStats)>>,
     files_opened: Atomic<u64>,
+}
+
+impl Shared {
+    fn fold_closed(&self, i: usize, q: &JobQueueStats, e: &EngineStats) {
+        if let Some(t) = self.closed.lock().get_mut(i) {
+            t.add(q, e);
+        }
+    }
+
+    /// Waits for the killed queues of closed files (see `draining`): their work items run this
+    /// module's code. Called on module exit, when no file is open any more.
+    fn shutdown_draining(&self) {
+        let draining = core::mem::replace(&mut *self.draining.lock(), KVec::new());
+        for (i, queue, e) in draining.into_iter() {
+            queue.shutdown();
+            self.fold_closed(i, &queue.stats(), &e);
+        }
+    }
+
+    /// Folds the killed queues that became idle into `closed`.
+    fn reap_draining(&self) {
+        self.draining.lock().retain(|(i, queue, e)| {
+            let q = queue.stats();
+            let idle = q.pending + q.in_flight == 0;
+            if idle {
+                // Waits for its work items (this module's code) before it is dropped.
+                queue.shutdown();
+                self.fold_closed(*i, &q, e);
+            }
+            !idle
+        });
+    }
 }
 
 /// The rings of one open file.
@@ -198,25 +239,43 @@ impl FileRings {
 }
 
 impl Drop for FileRings {
-    /// Tears the rings down: every unsignalled out-fence signals `-ECANCELED`.
+    /// Tears the rings down when the file is closed. A client that exits normally gets the
+    /// work it submitted done first (for a bounded time); a killed client's work is cancelled:
+    /// every unsignalled out-fence signals `-ECANCELED`.
     fn drop(&mut self) {
+        // One bound for all rings together.
+        let deadline = Instant::<Monotonic>::now() + self.shared.timeout + FLUSH_MARGIN;
         for (i, r) in self.rings.drain_all().enumerate() {
-            // Disconnect the interrupt first, so that the queue is dropped here, not in IRQ,
-            // and stop the engine, so that no cancelled job executes later.
+            // Bounded; returns at once if the task is being killed.
+            let left = deadline - Instant::<Monotonic>::now();
+            let _ = r.queue.flush(left.max(Delta::ZERO));
+            // Disconnect the interrupt, so that the queue is dropped here, not in IRQ. Killing
+            // the queue has the engine stop its ring (`Ring::stop`) before the queue cancels
+            // the jobs on it, and no job runs afterwards.
             drop(r.engine.detach());
-            r.engine.shutdown();
             r.queue.kill();
-            let q = r.queue.stats();
-            drop(r.queue);
-            // Again: a `run` racing with the first shutdown may have restarted the engine.
             r.engine.shutdown();
             let e = r.engine.stats();
-            if let Some(t) = self.shared.closed.lock().get_mut(i) {
-                t.add(&q, &e);
+            let q = r.queue.stats();
+            if q.pending + q.in_flight > 0 {
+                // Jobs waiting for a dependency: count them when they are cancelled.
+                let mut draining = self.shared.draining.lock();
+                if draining.reserve(1, GFP_KERNEL).is_ok() {
+                    let _ = draining.push_within_capacity((i, r.queue, e));
+                    continue;
+                }
             }
+            // Idle: wait for its work items, so that none runs this module's code later.
+            r.queue.shutdown();
+            drop(r.queue);
+            self.shared.fold_closed(i, &q, &e);
         }
     }
 }
+
+/// How much longer than the job timeout a closing file waits for its work to finish: a hung
+/// job has timed out by then.
+const FLUSH_MARGIN: Delta = Delta::from_millis(1000);
 
 /// A reinterpretation of a user command as bytes; the uapi struct has no padding.
 #[repr(transparent)]
@@ -480,11 +539,18 @@ impl fmt::Debug for RingsView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &self.0;
         let mut totals = KVec::new();
+        shared.reap_draining();
         let open = {
             let closed = shared.closed.lock();
             for t in closed.iter() {
                 if totals.push(*t, GFP_KERNEL).is_err() {
                     return Err(fmt::Error);
+                }
+            }
+            drop(closed);
+            for (i, q, e) in shared.draining.lock().iter() {
+                if let Some(t) = totals.get_mut(*i) {
+                    t.add(&q.stats(), e);
                 }
             }
             let files = shared.files.lock();
@@ -532,6 +598,7 @@ fn write_row(f: &mut fmt::Formatter<'_>, name: &fmt::Arguments<'_>, t: &RingTota
 }
 
 struct DummyGpuModule {
+    shared: Arc<Shared>,
     // Field order is drop order: the debugfs file, then the DRM device, then its parent.
     _rings_file: Pin<KBox<debugfs::File<RingsView>>>,
     _debugfs: debugfs::Dir,
@@ -562,6 +629,7 @@ impl kernel::Module for DummyGpuModule {
                 timeout: Delta::from_millis(timeout_ms.into()),
                 files <- new_mutex!(KVec::new()),
                 closed <- new_mutex!(closed),
+                draining <- new_mutex!(KVec::new()),
                 files_opened: Atomic::new(0),
             }),
             GFP_KERNEL,
@@ -581,11 +649,12 @@ impl kernel::Module for DummyGpuModule {
 
         let debugfs = debugfs::Dir::new(c"dummy_gpu");
         let rings_file = KBox::pin_init(
-            debugfs.read_only_file(c"rings", RingsView(shared)),
+            debugfs.read_only_file(c"rings", RingsView(shared.clone())),
             GFP_KERNEL,
         )?;
         pr_info!("dummy_gpu: {rings} rings per file, {credits} credits, timeout {timeout_ms} ms\n");
         Ok(Self {
+            shared,
             _rings_file: rings_file,
             _debugfs: debugfs,
             drm: Some(reg),
@@ -596,6 +665,8 @@ impl kernel::Module for DummyGpuModule {
 
 impl Drop for DummyGpuModule {
     fn drop(&mut self) {
+        // No file is open any more; queues of closed files may still wait for dependencies.
+        self.shared.shutdown_draining();
         // Unregister before the parent goes away (also ensured by the field order).
         drop(self.drm.take());
         // Out-fences that userspace still holds outlive the module: their ops and names belong

@@ -862,14 +862,94 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 		close(fd2);
 }
 
+/*
+ * A child opens the device, submits @n jobs of @busy_us each on ring 0 and tells the parent,
+ * which then either waits for it to exit normally or kills it with SIGKILL. Returns the change
+ * of the device's counters once the child is gone and its work is signalled, and how long the
+ * exit took (ms).
+ */
+static int child_close(int n, uint32_t busy_us, int sigkill, struct totals *delta, long *ms)
+{
+	struct totals before, after;
+	int p[2], i;
+	char c = 0;
+	uint64_t t0;
+	pid_t pid;
+
+	if (!read_totals(&before) || pipe(p))
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		struct drm_dummy_gpu_cmd cmd;
+		struct submit s = { .cmds = &cmd, .ncmds = 1, .credits = 1, .busy_us = busy_us };
+		int fd = open_device();
+		uint32_t bo;
+
+		close(drm_fd);
+		if (fd < 0 || bo_create(fd, 4096, &bo))
+			_exit(1);
+		cmd = fill(bo, 0, 64, 5);
+		for (i = 0; i < n; i++)
+			if (submit(fd, &s) < 0)
+				_exit(1);
+		/* The out-fences are closed with the rest at exit: only the file keeps the jobs. */
+		if (write(p[1], &c, 1) != 1)
+			_exit(1);
+		if (sigkill)
+			pause();
+		_exit(0);
+	}
+	close(p[1]);
+	if (pid < 0 || read(p[0], &c, 1) != 1) {
+		close(p[0]);
+		return 0;
+	}
+	close(p[0]);
+	t0 = now_ns();
+	if (sigkill)
+		kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	*ms = (now_ns() - t0) / 1000000;
+	/* The counters of a closed file are recorded when its teardown returns. */
+	for (i = 0; i < 200; i++) {
+		if (read_totals(&after) && after.submitted == before.submitted + n &&
+		    after.in_flight == 0 && after.pending == 0)
+			break;
+		usleep(10000);
+	}
+	delta->submitted = after.submitted - before.submitted;
+	delta->completed = after.completed - before.completed;
+	delta->cancelled = after.cancelled - before.cancelled;
+	delta->errored = after.errored - before.errored;
+	delta->timed_out = after.timed_out - before.timed_out;
+	return 1;
+}
+
 static void test_teardown(void)
 {
 	int fd2 = open_device(), tl2 = sw_timeline(), out[9], n = 0, i, ok = 1, st = 0, dep;
+	struct totals d;
+	long ms = 0;
 	uint32_t bo;
 	struct drm_dummy_gpu_cmd c;
 	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
 	int32_t in[1];
 	uint32_t *map;
+
+	/* A client that exits normally gets its work done: closing the file flushes it. */
+	ok = child_close(4, 100000, 0, &d, &ms);
+	check(ok && d.submitted == 4 && d.completed == 4 && d.cancelled == 0,
+	      "teardown: a normal exit completes the submitted work (flush)",
+	      "submitted %" PRIu64 " completed %" PRIu64 " cancelled %" PRIu64 ", exit took %ld ms",
+	      d.submitted, d.completed, d.cancelled, ms);
+	/* A killed client gets it cancelled, without waiting for it (the jobs are shorter than
+	 * the job timeout, but together take longer than the kill). */
+	ok = child_close(4, 400000, 1, &d, &ms);
+	check(ok && d.submitted == 4 && d.completed == 0 && d.cancelled == 4 && ms < 400,
+	      "teardown: SIGKILL cancels the submitted work at once",
+	      "submitted %" PRIu64 " completed %" PRIu64 " cancelled %" PRIu64 " timed out %"
+	      PRIu64 " errored %" PRIu64 ", exit took %ld ms",
+	      d.submitted, d.completed, d.cancelled, d.timed_out, d.errored, ms);
 
 	if (fd2 < 0 || tl2 < 0 || bo_create(fd2, 4096, &bo)) {
 		check(0, "teardown: closing the file cancels its jobs", "setup failed");
@@ -877,30 +957,35 @@ static void test_teardown(void)
 	}
 	map = bo_map(fd2, bo, 4096);
 	c = fill(bo, 0, 64, 7);
-	/* Running jobs, and jobs waiting for a fence that never signals before close. */
-	for (i = 0; i < 4; i++) {
-		s.ring = i % dev_rings;
-		s.busy_us = 500000;
-		out[n++] = submit(fd2, &s);
-	}
+	/* Jobs waiting for a fence that does not signal before close. */
 	in[0] = sw_fence(tl2, 1);
 	s.in = in;
 	s.nin = 1;
-	s.busy_us = 0;
 	for (i = 0; i < 4; i++) {
 		s.ring = i % dev_rings;
 		out[n++] = submit(fd2, &s);
 	}
 	close(in[0]);
 	munmap(map, 4096);
+	/* The flush gives up after its bound; the jobs are then cancelled, but only once their
+	 * dependency has signalled: a done fence never signals before what it waited for. */
 	close(fd2);
+	for (i = 0; i < n; i++) {
+		st = out[i] >= 0 ? status_of(out[i], 0) : out[i];
+		if (st != 0)
+			ok = 0;
+	}
+	check(ok, "teardown: closing the file leaves jobs waiting for their dependency",
+	      "status %d", st);
+	sw_inc(tl2, 1);
+	ok = 1;
 	for (i = 0; i < n; i++) {
 		st = out[i] >= 0 ? status_of(out[i], 2000) : out[i];
 		if (st != -ECANCELED)
 			ok = 0;
 	}
-	check(ok, "teardown: closing the file cancels its jobs (-ECANCELED)", "last status %d",
-	      st);
+	check(ok, "teardown: ... which are cancelled (-ECANCELED) once it signalled",
+	      "last status %d", st);
 
 	/* A job depending on a cancelled fence fails with that error and does not run. */
 	if (bo_create(drm_fd, 4096, &bo) == 0) {
@@ -923,7 +1008,6 @@ static void test_teardown(void)
 	for (i = 0; i < n; i++)
 		if (out[i] >= 0)
 			close(out[i]);
-	sw_inc(tl2, 1);
 	close(tl2);
 }
 
@@ -1053,7 +1137,10 @@ static void test_failnth(uint32_t bo, int ndeps, int syncobj)
 static void test_unload(void)
 {
 	int fd = open_device(), tl2 = sw_timeline(), out[3], st[3], rc, i, ok;
-	static const int want[3] = { 1, -ECANCELED, -ECANCELED };
+	uint64_t t0;
+	long close_ms;
+	/* Done; cancelled once its dependency signalled; timed out during the close's flush. */
+	static const int want[3] = { 1, -ECANCELED, -ETIMEDOUT };
 	char drv[3][32], tln[3][32];
 	struct drm_dummy_gpu_cmd c;
 	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
@@ -1077,7 +1164,12 @@ static void test_unload(void)
 	s.ring = dev_rings - 1;
 	out[2] = submit(fd, &s);
 	status_of(out[0], 2000);
+	t0 = now_ns();
 	close(fd);
+	close_ms = (now_ns() - t0) / 1000000;
+	/* The job waiting for it is cancelled only now; the module's exit would wait for it. */
+	sw_inc(tl2, 1);
+	status_of(out[1], 2000);
 	rc = syscall(SYS_delete_module, opt.module, O_NONBLOCK);
 	ok = rc == 0;
 	for (i = 0; i < 3; i++) {
@@ -1090,12 +1182,11 @@ static void test_unload(void)
 		       st[i], drv[i], tln[i]);
 	}
 	check(ok, "unload: out-fences stay readable after the module is gone, names detached",
-	      "delete_module %d (%s), status %d/%d/%d, names '%s'/'%s'", rc,
-	      rc ? strerror(errno) : "ok", st[0], st[1], st[2], drv[0], tln[0]);
+	      "delete_module %d (%s), status %d/%d/%d, names '%s'/'%s', close took %ld ms", rc,
+	      rc ? strerror(errno) : "ok", st[0], st[1], st[2], drv[0], tln[0], close_ms);
 	for (i = 0; i < 3; i++)
 		if (out[i] >= 0)
 			close(out[i]);
-	sw_inc(tl2, 1);
 	close(tl2);
 }
 
