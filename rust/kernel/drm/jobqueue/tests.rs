@@ -5,9 +5,11 @@
 //! The mock hardware follows drm_sched's mock scheduler: a ring that "executes" jobs and
 //! raises completions from an hrtimer, or that the test advances by hand. The hrtimer is in
 //! the default (not hard) mode: it runs in hard interrupt context without `PREEMPT_RT` and in
-//! softirq context with it, which is where [`JobQueue::complete`] may be called from. `rust_jobqueue` ports the drm_sched scenarios and adds dependency, timeout, teardown
-//! and no-allocation cases; `rust_jobqueue_stress` runs 64k jobs in flight and a randomized
-//! dependency DAG of 100k jobs across four queues.
+//! softirq context with it, which is where [`JobQueue::complete`] may be called from.
+//! `rust_jobqueue` ports the drm_sched scenarios and adds dependency, timeout, teardown and
+//! no-allocation cases; `rust_jobqueue_stress` runs 64k jobs in flight and a randomized
+//! dependency DAG of 100k jobs across four queues; `rust_jobqueue_lifecycle` (in
+//! `tests/lifecycle.rs`) races the lifecycle rules on several CPUs.
 
 use super::*;
 use crate::{

@@ -942,8 +942,10 @@ static void test_teardown(void)
 	      "teardown: a normal exit completes the submitted work (flush)",
 	      "submitted %" PRIu64 " completed %" PRIu64 " cancelled %" PRIu64 ", exit took %ld ms",
 	      d.submitted, d.completed, d.cancelled, ms);
-	/* A killed client gets it cancelled, without waiting for it (the jobs are shorter than
-	 * the job timeout, but together take longer than the kill). */
+	/*
+	 * A killed client gets it cancelled, without waiting for it (the jobs are shorter than
+	 * the job timeout, but together take longer than the kill).
+	 */
 	ok = child_close(4, 400000, 1, &d, &ms);
 	check(ok && d.submitted == 4 && d.completed == 0 && d.cancelled == 4 && ms < 400,
 	      "teardown: SIGKILL cancels the submitted work at once",
@@ -967,8 +969,10 @@ static void test_teardown(void)
 	}
 	close(in[0]);
 	munmap(map, 4096);
-	/* The flush gives up after its bound; the jobs are then cancelled, but only once their
-	 * dependency has signalled: a done fence never signals before what it waited for. */
+	/*
+	 * The flush gives up after its bound; the jobs are then cancelled, but only once their
+	 * dependency has signalled: a done fence never signals before what it waited for.
+	 */
 	close(fd2);
 	for (i = 0; i < n; i++) {
 		st = out[i] >= 0 ? status_of(out[i], 0) : out[i];
