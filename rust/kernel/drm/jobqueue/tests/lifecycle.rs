@@ -332,6 +332,13 @@ mod lifecycle {
         signaller.wait_for_completion();
         assert_eq!(seen.load(Relaxed), 1);
         drop(reg);
+        // Complete the job once it is on the ring (an earlier report would be clamped).
+        for _ in 0..5000 {
+            if ring.ran.load(Relaxed) == 1 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
         q.complete(u64::MAX, Ok(()));
         wait(&done)?;
         assert!(lockdep_enabled());
