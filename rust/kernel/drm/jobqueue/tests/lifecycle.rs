@@ -73,14 +73,19 @@ impl LifeRing {
 
     /// Waits until the queue was freed; false after about `ms` milliseconds.
     fn wait_dropped(&self, ms: u32) -> bool {
-        for _ in 0..ms {
-            if self.dropped.load(Relaxed) != 0 {
-                return true;
-            }
-            fsleep(Delta::from_millis(1));
-        }
-        self.dropped.load(Relaxed) != 0
+        wait_for(ms, || self.dropped.load(Relaxed) != 0)
     }
+}
+
+/// Polls `cond` every millisecond; returns whether it held within about `ms` milliseconds.
+fn wait_for(ms: u32, cond: impl Fn() -> bool) -> bool {
+    for _ in 0..ms {
+        if cond() {
+            return true;
+        }
+        fsleep(Delta::from_millis(1));
+    }
+    cond()
 }
 
 /// The driver part of a queue under test.
@@ -281,19 +286,9 @@ mod lifecycle {
         for _ in 0..200 {
             fences.push(submit(&q, &[])?, GFP_KERNEL)?;
         }
-        for _ in 0..5000 {
-            if ring.ran.load(Relaxed) == 200 {
-                break;
-            }
-            fsleep(Delta::from_millis(1));
-        }
+        wait_for(5000, || ring.ran.load(Relaxed) == 200);
         assert_eq!(ring.ran.load(Relaxed), 200);
-        for _ in 0..5000 {
-            if ring.timeouts.load(Relaxed) > 0 {
-                break;
-            }
-            fsleep(Delta::from_millis(1));
-        }
+        wait_for(5000, || ring.timeouts.load(Relaxed) > 0);
         assert!(ring.timeouts.load(Relaxed) > 0);
         q.complete(u64::MAX, Ok(()));
         for f in fences.iter() {
@@ -333,12 +328,7 @@ mod lifecycle {
         assert_eq!(seen.load(Relaxed), 1);
         drop(reg);
         // Complete the job once it is on the ring (an earlier report would be clamped).
-        for _ in 0..5000 {
-            if ring.ran.load(Relaxed) == 1 {
-                break;
-            }
-            fsleep(Delta::from_millis(1));
-        }
+        wait_for(5000, || ring.ran.load(Relaxed) == 1);
         q.complete(u64::MAX, Ok(()));
         wait(&done)?;
         assert!(lockdep_enabled());
@@ -357,12 +347,7 @@ mod lifecycle {
         let a = submit(&q, &[])?;
         let b = submit(&q, &[dep.fence()])?;
         let c = submit(&q, &[])?;
-        for _ in 0..5000 {
-            if ring.ran.load(Relaxed) == 1 {
-                break;
-            }
-            fsleep(Delta::from_millis(1));
-        }
+        wait_for(5000, || ring.ran.load(Relaxed) == 1);
         let killer = {
             let (q, ring) = (q.clone(), ring.clone());
             spawn(move || {
@@ -436,12 +421,7 @@ mod lifecycle {
         let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
         let q = life_queue(&ring, 4, 10_000)?;
         let done = submit(&q, &[])?;
-        for _ in 0..5000 {
-            if ring.ran.load(Relaxed) == 1 {
-                break;
-            }
-            fsleep(Delta::from_millis(1));
-        }
+        wait_for(5000, || ring.ran.load(Relaxed) == 1);
         let lock = KBox::pin_init(new_spinlock_irq!(()), GFP_KERNEL)?;
         {
             let _irqs_off = lock.lock();
