@@ -532,9 +532,13 @@ mod scenarios {
         // B must not start while A is unsignalled.
         assert!(!q2.hw.wait_running(1, 20));
         assert_eq!(q1.hw.advance(1), 1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&a)?;
         assert_eq!(a.status(), Some(Ok(())));
         assert!(q2.hw.wait_running(1, 5000));
         q2.hw.advance(1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&b)?;
         assert_eq!(b.status(), Some(Ok(())));
         assert_eq!(
             q1.hw.violations.load(Relaxed) + q2.hw.violations.load(Relaxed),
@@ -816,6 +820,8 @@ mod scenarios {
         assert!(rig.hw.timeouts.load(Relaxed) >= 2);
         assert_eq!(f.status(), None);
         rig.hw.advance(1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&f)?;
         assert_eq!(f.status(), Some(Ok(())));
         assert_eq!(rig.q.stats().timed_out, 0);
         Ok(())
@@ -838,6 +844,8 @@ mod scenarios {
         // The queue goes on: `c` reaches the (reset) ring and completes.
         assert!(rig.hw.wait_running(1, 5000));
         rig.hw.advance(1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&c)?;
         assert_eq!(c.status(), Some(Ok(())));
         let s = rig.q.stats();
         assert_eq!((s.timed_out, s.cancelled, s.completed), (1, 1, 1));
@@ -941,6 +949,8 @@ mod scenarios {
         let _ = other.signal(Ok(()));
         assert!(rig.hw.wait_running(1, 5000));
         rig.hw.advance(1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&f)?;
         assert_eq!(f.status(), Some(Ok(())));
         Ok(())
     }
@@ -978,6 +988,8 @@ mod scenarios {
         let _ = last_a.signal(Ok(()));
         assert!(rig.hw.wait_running(1, 5000));
         rig.hw.advance(1);
+        // A report while `run()` still executes takes effect when it returns.
+        wait(&f)?;
         assert_eq!(f.status(), Some(Ok(())));
         Ok(())
     }
@@ -1228,6 +1240,8 @@ mod stress {
         );
         assert_eq!(hw.advance(N), N);
         for f in fences.iter() {
+            // A report while `run()` still executes takes effect when it returns.
+            wait(&f)?;
             assert_eq!(f.status(), Some(Ok(())));
         }
         assert_eq!(q.stats().completed, N as u64);
