@@ -17,6 +17,7 @@ Options (dev/test passes them per leg):
                  read from its log, printed, and must match ARCH
   --smp          a multi-CPU leg: the kernel must have booted with at least
                  two CPUs, and the SMP canary case must have passed
+  --numa N       the kernel must have booted with at least N NUMA nodes
   --kcsan        KCSAN reports are judged by their stacks: one that touches
                  project code fails the run, the others are only listed
   --counts FILE  also write "PASSED FAILED DESCRIPTION" to FILE
@@ -90,8 +91,9 @@ def scan(lines, kcsan):
 
 
 def booted(lines):
-    """(arch, CPUs) of the kernel that printed lines, from its own messages."""
-    arch, cpus, seen = "unknown", None, False
+    """(arch, CPUs, NUMA nodes) of the kernel that printed lines, from its own
+    messages."""
+    arch, cpus, nodes, seen = "unknown", None, 1, False
     for line in lines:
         if "Linux version" in line:
             seen = True
@@ -103,12 +105,12 @@ def booted(lines):
             elif re.search(r"Checking that ptrace can change system call numbers|"
                            r"Checking PROT_EXEC mmap in|UML running in", line):
                 arch = "um"
-        m = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", line)
+        m = re.search(r"smp: Brought up (\d+) nodes?, (\d+) CPUs?", line)
         if m:
-            cpus = int(m.group(1))
+            nodes, cpus = int(m.group(1)), int(m.group(2))
     if cpus is None and seen:
         cpus = 1
-    return arch, cpus
+    return arch, cpus, nodes
 
 
 def walk(group, suites):
@@ -156,9 +158,9 @@ def userspace(path, opts):
     except OSError as e:
         print(f"  cannot read: {e}")
         return 0, 1
-    arch, cpus = booted(lines)
-    print(f"  booted: {arch}, {cpus} CPU(s)")
-    failed += check_machine(arch, cpus, opts)
+    arch, cpus, nodes = booted(lines)
+    print(f"  booted: {arch}, {cpus} CPU(s), {nodes} node(s)")
+    failed += check_machine(arch, cpus, nodes, opts)
     for line in lines:
         m = USER_CASE.match(line.strip())
         if m and m.group(1):
@@ -213,7 +215,7 @@ def userspace(path, opts):
     return passed, failed
 
 
-def check_machine(arch, cpus, opts):
+def check_machine(arch, cpus, nodes, opts):
     """Failures for a booted machine that is not what the leg claims."""
     bad = 0
     if opts["leg"] and arch != opts["leg"]:
@@ -221,6 +223,9 @@ def check_machine(arch, cpus, opts):
         bad += 1
     if opts["smp"] and (cpus or 0) < 2:
         print(f"  FAIL: a multi-CPU leg booted with {cpus} CPU(s)")
+        bad += 1
+    if opts["numa"] and nodes < int(opts["numa"]):
+        print(f"  FAIL: the leg needs {opts['numa']} NUMA nodes, it booted with {nodes}")
         bad += 1
     return bad
 
@@ -275,6 +280,7 @@ def main():
     opts = {
         "leg": take(args, "--leg", True),
         "smp": take(args, "--smp"),
+        "numa": take(args, "--numa", True),
         "kcsan": take(args, "--kcsan"),
     }
     counts_path = take(args, "--counts", True)
@@ -299,15 +305,15 @@ def main():
     except OSError as e:
         print(f"cannot read the kernel log {log_path}: {e}")
         lines = []
-    arch, cpus = booted(lines)
-    desc = f"{arch}, {cpus} CPU(s)"
+    arch, cpus, nodes = booted(lines)
+    desc = f"{arch}, {cpus} CPU(s)" + (f", {nodes} NUMA nodes" if nodes > 1 else "")
     print(f"\n== KUnit boot: {desc} ==")
     import os
     retries = os.path.join(os.path.dirname(log_path), "retries")
     if os.path.exists(retries):
         for line in open(retries):
             print(f"  note: {line.strip()} (that boot: {log_path}.boot1)")
-    machine_bad = check_machine(arch, cpus, opts)
+    machine_bad = check_machine(arch, cpus, nodes, opts)
 
     # Splats, attributed to the suite that was running.
     current = suite = "(boot)"

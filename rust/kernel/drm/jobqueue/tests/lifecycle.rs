@@ -177,6 +177,19 @@ fn spawn(f: impl FnOnce() + Send + 'static) -> Result<Arc<crate::sync::Completio
     Ok(done)
 }
 
+/// Moves the calling thread to `cpu`, or lets it run anywhere again with `None`.
+fn move_to_cpu(cpu: Option<u32>) -> Result {
+    let mut mask = crate::cpumask::CpumaskVar::new_zero(GFP_KERNEL)?;
+    match cpu.and_then(crate::cpu::CpuId::from_u32) {
+        Some(id) => mask.set(id),
+        None => mask.setall(),
+    }
+    // SAFETY: The current task is alive, and `mask` is a valid cpumask for the call.
+    crate::error::to_result(unsafe {
+        bindings::set_cpus_allowed_ptr(crate::task::Task::current_raw(), mask.as_raw())
+    })
+}
+
 /// Signals nothing, but looks at the queue's counters, as a done-fence callback may.
 struct StatsCb {
     queue: Arc<LifeQueue>,
@@ -278,14 +291,21 @@ mod lifecycle {
     }
 
     /// Item 3: the run path and the timeout path of one queue never run at the same time.
+    ///
+    /// The submissions alternate between the first two CPUs: on an unbound workqueue,
+    /// `max_active` holds per NUMA node, so work queued from two nodes (the x86_64 leg boots
+    /// two) may run at once unless the queue serialises its paths itself.
     #[test]
     fn race_run_against_timeout() -> Result {
         let ring = LifeRing::new(300, TimeoutAction::Progressing)?;
         let q = life_queue(&ring, 256, 1)?;
         let mut fences = KVec::new();
-        for _ in 0..200 {
+        let cpus = crate::cpu::nr_cpu_ids().min(2);
+        for i in 0..200u32 {
+            move_to_cpu(Some(i % cpus))?;
             fences.push(submit(&q, &[])?, GFP_KERNEL)?;
         }
+        move_to_cpu(None)?;
         wait_for(5000, || ring.ran.load(Relaxed) == 200);
         assert_eq!(ring.ran.load(Relaxed), 200);
         wait_for(5000, || ring.timeouts.load(Relaxed) > 0);
