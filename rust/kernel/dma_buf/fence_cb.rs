@@ -247,3 +247,188 @@ impl<T: FenceCb> PinnedDrop for FenceCbRegistration<T> {
         drop(pending);
     }
 }
+
+/// The C callback node and the callback of a [`FenceCbSlot`], which the signaller reaches.
+#[repr(C)]
+struct SlotRaw<T> {
+    /// First, so that the C callback finds the rest from the `dma_fence_cb` pointer.
+    cb: bindings::dma_fence_cb,
+    /// The callback while armed; the signaller takes it.
+    callback: Option<T>,
+}
+
+/// A callback slot that is armed on one fence at a time, and can be armed again afterwards.
+///
+/// For a waiter that goes through several fences one after the other, such as a job waiting
+/// for its dependencies: the slot lives in the waiter's pinned state, so waiting for the next
+/// fence needs no allocation. Unlike [`FenceCbRegistration`], the slot does not know whether
+/// the fence has signalled; [`Self::disarm`] tells, and must be called before the slot is armed
+/// again (arming an armed slot disarms it first).
+///
+/// Dropping the slot disarms it; like [`FenceCbRegistration`], that takes the fence's lock,
+/// which waits for a callback running on another CPU.
+///
+/// # Invariants
+///
+/// - While `fence` is `Some`, `raw.cb` was added to that fence by `dma_fence_add_callback()`
+///   and has not been removed: the fence's signaller may take and call `raw.callback` at any
+///   time, under the fence's lock.
+/// - While `fence` is `None`, the C fence code does not use `raw`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::dma_buf::{CallbackError, DriverFenceAllocation, FenceCb, FenceCbSlot, FenceCtx};
+/// use kernel::sync::atomic::{Atomic, Relaxed};
+///
+/// static CALLS: Atomic<u32> = Atomic::new(0);
+/// struct Cb;
+/// impl FenceCb for Cb {
+///     fn called(self) {
+///         CALLS.fetch_add(1, Relaxed);
+///     }
+/// }
+///
+/// let ctx = FenceCtx::new(c"drv", c"tl")?;
+/// let a = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let b = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+/// let mut slot = KBox::pin_init(FenceCbSlot::new(), GFP_KERNEL)?;
+///
+/// slot.as_mut().arm(a.fence(), Cb).map_err(Error::from)?;
+/// let _ = a.signal(Ok(()));
+/// assert_eq!(CALLS.load(Relaxed), 1);
+/// // The callback ran: nothing to give back.
+/// assert!(slot.as_mut().disarm().is_none());
+///
+/// // Armed again on the next fence, then disarmed before it signals.
+/// slot.as_mut().arm(b.fence(), Cb).map_err(Error::from)?;
+/// assert!(slot.as_mut().disarm().is_some());
+/// let _ = b.signal(Ok(()));
+/// assert_eq!(CALLS.load(Relaxed), 1);
+///
+/// // On a signalled fence, arming hands the callback back.
+/// assert!(matches!(
+///     slot.as_mut().arm(a.fence(), Cb),
+///     Err(CallbackError::AlreadySignaled(Cb))
+/// ));
+/// # Ok::<(), Error>(())
+/// ```
+#[pin_data(PinnedDrop)]
+pub struct FenceCbSlot<T: FenceCb> {
+    /// Inside an [`Opaque`]: the signaller uses it while the owner holds `Pin<&mut Self>`.
+    #[pin]
+    raw: Opaque<SlotRaw<T>>,
+    /// The fence the slot is armed on.
+    fence: Option<ARef<Fence>>,
+}
+
+// SAFETY: The callback is only touched by the owner while disarmed and under the fence's lock
+// while armed; it may move to the signalling thread, which `T: Send` allows.
+unsafe impl<T: FenceCb> Send for FenceCbSlot<T> {}
+// SAFETY: `&FenceCbSlot` gives no access to `T` or to the C callback node.
+unsafe impl<T: FenceCb> Sync for FenceCbSlot<T> {}
+
+impl<T: FenceCb> FenceCbSlot<T> {
+    /// Creates a disarmed slot.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            raw: Opaque::new(SlotRaw {
+                // SAFETY: All-zero is a valid, unlinked `dma_fence_cb` with no function;
+                // `dma_fence_add_callback()` initialises it before use.
+                cb: unsafe { core::mem::zeroed() },
+                callback: None,
+            }),
+            fence: None,
+        })
+    }
+
+    /// Returns the fence the slot is armed on, if any.
+    ///
+    /// The callback may have run already; only [`Self::disarm`] tells.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_deref()
+    }
+
+    /// Returns whether the slot is armed (its callback may or may not have run).
+    pub fn is_armed(&self) -> bool {
+        self.fence.is_some()
+    }
+
+    /// Arms the slot: `callback` is called when `fence` signals.
+    ///
+    /// An armed slot is disarmed first, dropping its callback if that had not run. If `fence`
+    /// has already signalled, the slot stays disarmed and the callback comes back in
+    /// [`CallbackError::AlreadySignaled`].
+    pub fn arm(self: Pin<&mut Self>, fence: ARef<Fence>, callback: T) -> Result<(), CallbackError<T>> {
+        let mut this = self;
+        drop(this.as_mut().disarm());
+        let proj = this.project();
+        let raw = proj.raw.get();
+        // SAFETY: Disarmed, so nothing else uses `raw` (type invariant).
+        unsafe { (*raw).callback = Some(callback) };
+        // SAFETY: `raw` is pinned; it stays valid until the callback is removed or has run,
+        // because disarming (also on drop) removes it first. `fence` is a valid fence.
+        let ret = unsafe {
+            bindings::dma_fence_add_callback(
+                fence.as_raw(),
+                &raw mut (*raw).cb,
+                Some(Self::callback),
+            )
+        };
+        if ret == 0 {
+            // INVARIANT: Added to `fence`.
+            *proj.fence = Some(fence);
+            return Ok(());
+        }
+        // Not added, so still ours.
+        // SAFETY: The C code did not keep `raw`; nothing else uses it.
+        let callback = unsafe { (*raw).callback.take() };
+        match callback {
+            Some(cb) if ret == ENOENT.to_errno() => Err(CallbackError::AlreadySignaled(cb)),
+            _ => Err(CallbackError::Other(Error::from_errno(ret))),
+        }
+    }
+
+    /// Disarms the slot, returning the callback if it had not run.
+    ///
+    /// Takes the fence's lock, so a callback running on another CPU has finished when this
+    /// returns. Returns `None` on a disarmed slot.
+    pub fn disarm(self: Pin<&mut Self>) -> Option<T> {
+        let proj = self.project();
+        let fence = proj.fence.take()?;
+        let raw = proj.raw.get();
+        // SAFETY: `cb` was added to `fence` (type invariant). Removing it takes the fence's
+        // lock, which the signaller holds while calling it: afterwards it is not running.
+        unsafe { bindings::dma_fence_remove_callback(fence.as_raw(), &raw mut (*raw).cb) };
+        // INVARIANT: `fence` is `None` now, and the C code no longer uses `raw`.
+        // SAFETY: As above, nothing else uses `raw` any more.
+        unsafe { (*raw).callback.take() }
+    }
+
+    /// Called by the C code when the fence signals, with the fence's lock held.
+    ///
+    /// # Safety
+    ///
+    /// `cb` must be the `cb` field of the `SlotRaw<T>` of an armed `FenceCbSlot<T>`.
+    unsafe extern "C" fn callback(
+        _fence: *mut bindings::dma_fence,
+        cb: *mut bindings::dma_fence_cb,
+    ) {
+        // `cb` is the first field of the `repr(C)` `SlotRaw<T>`.
+        let raw = cb.cast::<SlotRaw<T>>();
+        // SAFETY: By the safety requirements the slot is armed, so it is alive until it is
+        // disarmed, which takes the fence lock our caller holds; that lock serialises all
+        // access to `callback` while armed.
+        let callback = unsafe { (*raw).callback.take() };
+        if let Some(cb) = callback {
+            cb.called();
+        }
+    }
+}
+
+#[pinned_drop]
+impl<T: FenceCb> PinnedDrop for FenceCbSlot<T> {
+    fn drop(self: Pin<&mut Self>) {
+        drop(self.disarm());
+    }
+}

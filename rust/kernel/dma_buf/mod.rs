@@ -39,7 +39,8 @@ pub use self::dma_fence::{
 pub use self::fence_cb::{
     CallbackError,
     FenceCb,
-    FenceCbRegistration, //
+    FenceCbRegistration,
+    FenceCbSlot, //
 };
 
 #[cfg(CONFIG_RUST_DMA_FENCE_KUNIT_TEST)]

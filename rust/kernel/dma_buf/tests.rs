@@ -305,6 +305,7 @@ mod ext {
             Fence,
             FenceCb,
             FenceCbRegistration,
+            FenceCbSlot,
             SignallingSection, //
         },
         prelude::*,
@@ -329,6 +330,63 @@ mod ext {
         },
     };
     use core::ptr::NonNull;
+
+    /// One slot, armed on fence after fence while another thread signals them: for every
+    /// fence the callback either ran once or `disarm()` handed it back, and re-arming a slot
+    /// whose callback is running on another CPU waits for that callback.
+    #[test]
+    fn callback_slot_rearm_races_signal() -> Result {
+        const N: usize = 512;
+        let ctx = ctx()?;
+        let mut drivers = KVec::with_capacity(N, GFP_KERNEL)?;
+        let mut consumers = KVec::with_capacity(N, GFP_KERNEL)?;
+        for _ in 0..N {
+            let f = fence(&ctx)?;
+            consumers.push(f.fence(), GFP_KERNEL)?;
+            drivers.push(f, GFP_KERNEL)?;
+        }
+        let done = spawn(move || {
+            for (i, f) in drivers.into_iter().enumerate() {
+                if i % 16 == 0 {
+                    fsleep(Delta::from_micros(20));
+                }
+                let _ = f.signal(Ok(()));
+            }
+        })?;
+        let mut slot = KBox::pin_init(FenceCbSlot::new(), GFP_KERNEL)?;
+        let mut counters = KVec::with_capacity(N, GFP_KERNEL)?;
+        let mut already = 0;
+        for c in consumers.iter() {
+            let n = counter()?;
+            counters.push(n.clone(), GFP_KERNEL)?;
+            match slot.as_mut().arm(c.clone(), Count(n.clone())) {
+                Ok(()) => {
+                    assert!(slot.is_armed());
+                    let handed_back = slot.as_mut().disarm().is_some();
+                    assert!(!slot.is_armed());
+                    assert_eq!(n.load(Relaxed) + u32::from(handed_back), 1);
+                }
+                Err(CallbackError::AlreadySignaled(_)) => {
+                    assert!(c.is_signaled());
+                    assert!(!slot.is_armed());
+                    already += 1;
+                }
+                Err(CallbackError::Other(e)) => return Err(e),
+            }
+        }
+        // Armed on the last fence and left armed: the slot's drop disarms it.
+        let last = consumers.last().ok_or(EINVAL)?.clone();
+        let n = counter()?;
+        let armed = slot.as_mut().arm(last, Count(n.clone())).is_ok();
+        done.wait_for_completion();
+        drop(slot);
+        assert_eq!(n.load(Relaxed), u32::from(armed));
+        for (i, n) in counters.iter().enumerate() {
+            assert!(n.load(Relaxed) <= 1, "fence {i}: callback ran twice");
+        }
+        pr_info!("callback slot: {already} of {N} fences had signalled before arming\n");
+        Ok(())
+    }
 
     #[test]
     fn drop_unsignalled_cancels() -> Result {

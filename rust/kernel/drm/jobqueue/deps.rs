@@ -13,62 +13,31 @@ use super::{
     JobQueueDriver, //
 };
 use crate::{
-    bindings,
-    prelude::*,
-    sync::{
-        Arc,
-        ArcBorrow, //
+    dma_buf::{
+        CallbackError,
+        FenceCb,
+        FenceCbSlot, //
     },
-    types::Opaque,
+    prelude::*,
+    sync::Arc,
 };
-use core::{
-    pin::Pin,
-    ptr, //
-};
+use core::pin::Pin;
 
-/// What the callback finds from its `dma_fence_cb` pointer.
-#[repr(C)]
-struct DepRaw<D: JobQueueDriver> {
-    /// First, so that the callback finds the rest from the `dma_fence_cb` pointer.
-    cb: bindings::dma_fence_cb,
-    /// While the callback is registered: a reference to the queue, from `Arc::into_raw`. The
-    /// callback, or the work item when it removes the callback, takes it back.
-    queue: *const Inner<D>,
-}
-
-/// A job's dependency callback slot.
+/// The dependency callback: queues the queue's work item.
 ///
-/// # Invariants
-///
-/// `armed` is `true` exactly when `raw.cb` is registered on `JobNode::deps[next_dep]` or is
-/// being called by that fence's signaller; `raw.queue` then owns a reference to the queue.
-#[pin_data]
-pub(super) struct DepWait<D: JobQueueDriver> {
-    /// Inside an [`Opaque`]: the C fence code and the callback use it while the work item
-    /// holds `&mut` to the node.
-    #[pin]
-    raw: Opaque<DepRaw<D>>,
-    armed: bool,
-}
+/// It owns a reference to the queue while armed, so the queue outlives every armed slot.
+pub(super) struct DepKick<D: JobQueueDriver>(Arc<Inner<D>>);
 
-impl<D: JobQueueDriver> DepWait<D> {
-    pub(super) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            raw: Opaque::new(DepRaw {
-                // SAFETY: All-zero is a valid (unlinked, no function) `dma_fence_cb`;
-                // `dma_fence_add_callback()` initialises it before use.
-                cb: unsafe { core::mem::zeroed() },
-                queue: ptr::null(),
-            }),
-            armed: false,
-        })
-    }
-
-    fn cb(&self) -> *mut bindings::dma_fence_cb {
-        // SAFETY: `raw` is a valid `DepRaw`; this only computes a field address.
-        unsafe { &raw mut (*self.raw.get()).cb }
+impl<D: JobQueueDriver> FenceCb for DepKick<D> {
+    fn called(self) {
+        self.0.as_arc_borrow().kick();
+        // Never the last reference here: the queued work item holds one.
+        drop(self);
     }
 }
+
+/// A job's dependency callback slot, armed on at most one dependency at a time.
+pub(super) type DepWait<D> = FenceCbSlot<DepKick<D>>;
 
 impl<D: JobQueueDriver> Inner<D> {
     /// Checks the dependencies of the head job, arming the callback on the first unsignalled
@@ -76,30 +45,16 @@ impl<D: JobQueueDriver> Inner<D> {
     ///
     /// Called by the work item, with no queue lock held.
     pub(super) fn poll_deps(self: &Arc<Self>, node: Pin<&mut JobNode<D>>) -> bool {
-        let n = node.project();
-        // SAFETY: Only `armed` is touched through this reference; the callback slot itself is
-        // reached through raw pointers and stays in place.
-        let wait = unsafe { n.wait.get_unchecked_mut() };
-        let cb = wait.cb();
+        let mut n = node.project();
         while *n.next_dep < n.deps.len() {
             let dep = &n.deps[*n.next_dep];
-            if wait.armed {
+            if n.wait.is_armed() {
                 if !dep.is_signaled() {
                     return false;
                 }
-                // The dependency signalled. Its callback list is being (or has been) walked by
-                // the signaller under the fence lock; removing takes that lock, so afterwards
-                // the signaller is done with `cb` and it may be registered again.
-                // SAFETY: `cb` was registered on `dep` and both are valid.
-                let removed = unsafe { bindings::dma_fence_remove_callback(dep.as_raw(), cb) };
-                if removed {
-                    // The callback did not run: its queue reference is ours again.
-                    // SAFETY: `queue` came from `Arc::into_raw` when arming, and the callback,
-                    // which would have taken it, is no longer registered.
-                    drop(unsafe { Arc::from_raw((*wait.raw.get()).queue) });
-                }
-                // INVARIANT: Removed, or the callback ran and took its reference.
-                wait.armed = false;
+                // It signalled: disarming waits for a callback still running on another CPU,
+                // and hands back the queue reference if the callback did not run.
+                drop(n.wait.as_mut().disarm());
             }
             match dep.status() {
                 Some(Ok(())) => *n.next_dep += 1,
@@ -109,52 +64,20 @@ impl<D: JobQueueDriver> Inner<D> {
                     n.dep_error.get_or_insert(e);
                     *n.next_dep += 1;
                 }
-                None => {
-                    let queue = Arc::into_raw(self.clone());
-                    // SAFETY: Nobody else uses `raw` while the callback is not registered.
-                    unsafe { (*wait.raw.get()).queue = queue };
-                    // SAFETY: `cb` lives in the pinned node, which the work item keeps (in
-                    // `Inner::head`) until the callback is removed or has run.
-                    let ret = unsafe {
-                        bindings::dma_fence_add_callback(
-                            dep.as_raw(),
-                            cb,
-                            Some(Self::dependency_signalled),
-                        )
-                    };
-                    if ret == 0 {
-                        // INVARIANT: Registered, owning the reference in `queue`.
-                        wait.armed = true;
-                        return false;
+                None => match n.wait.as_mut().arm(dep.clone(), DepKick(self.clone())) {
+                    Ok(()) => return false,
+                    // It signalled meanwhile: look at its status again.
+                    Err(CallbackError::AlreadySignaled(kick)) => drop(kick),
+                    Err(CallbackError::Other(e)) => {
+                        // `dma_fence_add_callback()` fails only for a signalled fence. Never
+                        // wait forever: treat the dependency as failed.
+                        crate::warn_on!(true);
+                        n.dep_error.get_or_insert(e);
+                        *n.next_dep += 1;
                     }
-                    // `-ENOENT`: it signalled meanwhile; take the reference back and look at
-                    // its status again.
-                    // SAFETY: From `Arc::into_raw` above; the callback was not registered.
-                    drop(unsafe { Arc::from_raw(queue) });
-                }
+                },
             }
         }
         true
-    }
-
-    /// The dependency callback: queues the work item.
-    ///
-    /// # Safety
-    ///
-    /// `cb` must be the `cb` field of a live `DepRaw<D>` whose `queue` owns a reference to the
-    /// queue (see [`DepWait`]'s invariants).
-    unsafe extern "C" fn dependency_signalled(
-        _fence: *mut bindings::dma_fence,
-        cb: *mut bindings::dma_fence_cb,
-    ) {
-        // `cb` is the first field of the `repr(C)` `DepRaw<D>`.
-        let raw = cb.cast::<DepRaw<D>>();
-        // SAFETY: By the safety requirements `raw` is alive and `queue` came from
-        // `Arc::into_raw`; the work item does not touch it while the callback is registered.
-        let queue = unsafe { Arc::from_raw((*raw).queue) };
-        let borrowed: ArcBorrow<'_, Self> = queue.as_arc_borrow();
-        borrowed.kick();
-        // Never the last reference: the queued work item holds one.
-        drop(queue);
     }
 }

@@ -48,11 +48,6 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     pub(super) credits: u32,
 }
 
-// SAFETY: A `JobNode` is only used by one thread at a time (the submitter, then the work
-// item); the raw queue pointer in its callback slot refers to a `Sync` queue, and the driver
-// job is `Send`.
-unsafe impl<D: JobQueueDriver> Send for JobNode<D> {}
-
 impl<D: JobQueueDriver> JobQueue<D> {
     /// Prepares a job costing `credits` of the ring's capacity: the fallible phase.
     ///
@@ -152,11 +147,6 @@ pub struct PreparedJob<D: JobQueueDriver> {
 }
 
 impl<D: JobQueueDriver> PreparedJob<D> {
-    fn node_mut(&mut self) -> &mut JobNode<D> {
-        // SAFETY: We only touch the unpinned fields; the callback slot stays in place.
-        unsafe { self.node.as_mut().get_unchecked_mut() }
-    }
-
     /// Adds a dependency: the job runs only after `fence` signalled.
     ///
     /// Any fence counts, including foreign C fences. Fences of one context are deduplicated,
@@ -168,7 +158,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// signalled when it was added; otherwise only the latest fence's status counts (as with
     /// `drm_sched`, which keeps only the latest fence per context too).
     pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
-        let node = self.node_mut();
+        let node = self.node.as_mut().project();
         // The lock-free check first: `status()` takes the fence's lock.
         if fence.is_signaled() {
             if let Some(Err(e)) = fence.status() {
@@ -213,8 +203,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             let fence = queue.ctx.new_fence(alloc);
             let seqno = fence.as_fence().seqno();
             let done = fence.fence();
-            // SAFETY: The node is not registered anywhere; we do not move the callback slot.
-            unsafe { node.as_mut().get_unchecked_mut() }.fence = Some(fence);
+            *node.as_mut().project().fence = Some(fence);
             match queue.pending.lock().store(seqno as usize, node, GFP_NOWAIT) {
                 Ok(_) => {}
                 Err(e) => {
@@ -227,9 +216,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
                     st.stats.errored += 1;
                     drop(st);
                     let mut node = e.value;
-                    // SAFETY: As above.
-                    let n = unsafe { node.as_mut().get_unchecked_mut() };
-                    if let Some(f) = n.fence.take() {
+                    if let Some(f) = node.as_mut().project().fence.take() {
                         let _ = f.signal(Err(ENOMEM));
                     }
                     return done;
