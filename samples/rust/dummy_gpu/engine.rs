@@ -2,10 +2,18 @@
 
 //! The emulated GPU: one engine per ring.
 //!
-//! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. A
-//! job takes at least its busy time; when it is due, the engine's completion "interrupt" (an
-//! hrtimer in the default, non-hard mode) executes its commands on the buffer objects and reports
-//! the job to the queue with [`JobQueue::complete`], which signals the job's out-fence there.
+//! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. Its
+//! "shader core" is a work item on the device's execution workqueue (`WQ_MEM_RECLAIM`, inside a
+//! fence signalling section): it runs the commands of each job on the buffer objects, in
+//! process context, for as long as they take (one job may write 1 GiB). A job takes at least
+//! its busy time; once it has executed and is due, the engine's completion "interrupt" (an
+//! hrtimer in the default, non-hard mode) reports it to the queue with [`JobQueue::complete`],
+//! which signals the job's out-fence there. The interrupt does a bounded amount of work per
+//! job: it never touches buffer contents.
+//!
+//! Stopping or resetting the ring (from the queue's [`JobQueueDriver::stop`] and
+//! [`JobQueueDriver::timed_out`]) asks the shader core to abandon the job it is executing and
+//! waits for it, so that afterwards nothing touches the ring's jobs or their buffers.
 //!
 //! The mode matters. Signalling a dma_fence takes `spinlock_t`s, which sleep on `PREEMPT_RT`. A
 //! default-mode hrtimer runs in hard interrupt context without `PREEMPT_RT` (as a real device's
@@ -18,7 +26,10 @@
 //! work item empties in process context.
 
 use kernel::{
-    dma_buf::Fence,
+    dma_buf::{
+        Fence,
+        SignallingSection, //
+    },
     drm::jobqueue::{
         JobQueue,
         JobQueueDriver,
@@ -62,6 +73,7 @@ use kernel::{
     workqueue::{
         self,
         impl_has_work,
+        OwnedQueue,
         Work,
         WorkItem, //
     },
@@ -71,6 +83,9 @@ use crate::gem::BoMap;
 
 /// Shortest time between two engine interrupts.
 const MIN_IRQ_DELAY_NS: i64 = 1000;
+
+/// Bytes the shader core writes between two looks at its abort flag.
+const EXEC_CHUNK: usize = 64 * 1024;
 
 /// One validated command: offsets and lengths are in bytes, checked against the buffers.
 pub(crate) struct Cmd {
@@ -136,12 +151,23 @@ impl GpuJob {
         )
     }
 
-    /// Executes the commands: what the GPU does. Runs in the completion interrupt; never fails
-    /// (the ranges were checked at submit; a failed access is skipped).
-    fn execute(&self) {
+    /// Executes the commands: what the GPU does. Runs on the shader core (process context);
+    /// never fails (the ranges were checked at submit; a failed access is skipped). Returns
+    /// `false` if `abort` was raised meanwhile, leaving the job partly executed.
+    fn execute(&self, abort: &Atomic<u32>) -> bool {
         for c in self.cmds.iter() {
             let dst = &self.bos[c.dst];
             for off in (0..c.len).step_by(4) {
+                if off % EXEC_CHUNK == 0 && off != 0 {
+                    if abort.load(Relaxed) != 0 {
+                        return false;
+                    }
+                    #[cfg(not(CONFIG_PREEMPTION))]
+                    // SAFETY: Process context, no lock held.
+                    unsafe {
+                        kernel::bindings::__cond_resched()
+                    };
+                }
                 let d = c.dst_off + off;
                 let v = match c.op {
                     uapi::DUMMY_GPU_OP_FILL => Ok(c.value),
@@ -154,18 +180,25 @@ impl GpuJob {
                 }
             }
         }
+        true
     }
 }
 
 /// The state of the ring, shared with the interrupt.
+///
+/// A job goes from `jobs` to the shader core, then to `executed`, and from there (taken by the
+/// interrupt once due, or by a stop or reset) to the engine's retire list.
 struct Hw {
-    /// Jobs on the ring, oldest first.
+    /// Jobs on the ring not executed yet, oldest first. A hung job stays at the head.
     jobs: List<GpuJob>,
+    /// Jobs the shader core finished, oldest first, waiting for the interrupt.
+    executed: List<GpuJob>,
     /// Whether the interrupt timer is (or is about to be) armed.
     timer_armed: bool,
     /// When the last job on the ring finishes.
     last_due: i64,
-    /// The armed timer. Only [`Engine::start_timer`] and [`Engine::shutdown`] replace it.
+    /// The armed timer. Only [`Engine::start_timer`] (on the shader core) and
+    /// [`Engine::halt`] (after cancelling the shader core) replace it.
     timer: Option<ArcHrTimerHandle<Engine>>,
 }
 
@@ -196,6 +229,13 @@ pub(crate) struct Engine {
     retired: SpinLockIrq<List<GpuJob>>,
     #[pin]
     retire_work: Work<Engine>,
+    /// The shader core: executes the ring's jobs.
+    #[pin]
+    exec_work: Work<Engine, 1>,
+    /// The device's execution workqueue, which runs `exec_work`.
+    exec_wq: Arc<OwnedQueue>,
+    /// Raised by [`Engine::halt`]: the shader core abandons the job it executes.
+    abort: Atomic<u32>,
     /// The engine's time origin: job due times are nanoseconds since then.
     epoch: Instant<Monotonic>,
     executed: Atomic<u64>,
@@ -212,15 +252,18 @@ impl_has_hr_timer! {
 
 impl_has_work! {
     impl HasWork<Self> for Engine { self.retire_work }
+    impl HasWork<Self, 1> for Engine { self.exec_work }
 }
 
 impl Engine {
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// Creates an engine whose shader core runs on `exec_wq`, a `WQ_MEM_RECLAIM` workqueue.
+    pub(crate) fn new(exec_wq: Arc<OwnedQueue>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
                 hw <- new_spinlock_irq!(Hw {
                     jobs: List::new(),
+                    executed: List::new(),
                     timer_armed: false,
                     last_due: 0,
                     timer: None,
@@ -228,6 +271,9 @@ impl Engine {
                 queue <- new_spinlock_irq!(None),
                 retired <- new_spinlock_irq!(List::new()),
                 retire_work <- new_work!("dummy_gpu::Engine::retire_work"),
+                exec_work <- new_work!("dummy_gpu::Engine::exec_work"),
+                exec_wq,
+                abort: Atomic::new(0),
                 epoch: Instant::now(),
                 executed: Atomic::new(0),
                 irqs: Atomic::new(0),
@@ -256,23 +302,31 @@ impl Engine {
     /// Releases everything the engine still holds. Called at teardown, once the queue was
     /// killed (so the ring is stopped and `run` is not called again); idempotent. May sleep.
     pub(crate) fn shutdown(self: &Arc<Self>) {
-        let timer = self.hw.lock().timer.take();
-        // Cancels the timer, waiting for a running interrupt (already done by `stop`).
-        drop(timer);
+        self.halt();
         Work::<Self>::cancel_sync(self);
-        self.move_ring_to_retired();
         self.retire();
     }
 
-    /// Stops the ring for good (the queue's [`JobQueueDriver::stop`]): cancels the interrupt,
-    /// waiting for a running one, and drops every job still on the ring, so that no job
-    /// executes or completes any more. Called in the queue's signalling section: it only
-    /// takes spinlocks and queues the retire work, without waiting for it.
-    fn stop(self: &Arc<Self>) {
+    /// Halts the ring: the shader core abandons its job and is waited for, the interrupt is
+    /// cancelled (waiting for a running one), and every job on the ring goes to the retire
+    /// list. Afterwards nothing touches those jobs, and the ring is empty and usable again.
+    ///
+    /// Called from the queue's work item, in its signalling section: it waits only for the
+    /// shader core and the interrupt, which run in signalling sections themselves and never
+    /// allocate.
+    fn halt(self: &Arc<Self>) {
+        self.abort.store(1, Relaxed);
+        Work::<Self, 1>::cancel_sync(self);
         let timer = self.hw.lock().timer.take();
         drop(timer);
         self.move_ring_to_retired();
+        self.abort.store(0, Relaxed);
         Self::kick_retire(self.as_arc_borrow());
+    }
+
+    /// Stops the ring for good (the queue's [`JobQueueDriver::stop`]); see [`Self::halt`].
+    fn stop(self: &Arc<Self>) {
+        self.halt();
     }
 
     pub(crate) fn stats(&self) -> EngineStats {
@@ -283,11 +337,12 @@ impl Engine {
         }
     }
 
-    /// Puts `job` on the ring. Called by the queue, in its signalling section: no allocation.
+    /// Puts `job` on the ring and wakes the shader core. Called by the queue, in its
+    /// signalling section: no allocation.
     fn push(self: &Arc<Self>, job: ListArc<GpuJob>, seqno: u64) {
         let now = self.now_ns();
         job.seqno.store(seqno, Relaxed);
-        let start = {
+        {
             let mut hw = self.hw.lock();
             let due = if job.hang {
                 i64::MAX
@@ -298,15 +353,47 @@ impl Engine {
             };
             job.due.store(due, Relaxed);
             hw.jobs.push_back(job);
-            !core::mem::replace(&mut hw.timer_armed, true)
-        };
-        if start {
-            self.start_timer();
+        }
+        // Already queued or running is fine: the shader core empties the ring.
+        let _ = self.exec_wq.enqueue::<Arc<Self>, 1>(self.clone());
+    }
+
+    /// The shader core: executes the jobs on the ring in order, hands them to the interrupt,
+    /// and stops at a hung job or when halted.
+    fn execute_ring(self: &Arc<Self>) {
+        // On the fence signalling path: lockdep checks that nothing here allocates or waits
+        // for anything that might.
+        let _section = SignallingSection::begin();
+        loop {
+            let job = {
+                let mut hw = self.hw.lock();
+                match hw.jobs.iter().next() {
+                    Some(j) if !j.hang && self.abort.load(Relaxed) == 0 => hw.jobs.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(job) = job else { break };
+            let finished = job.fault || job.execute(&self.abort);
+            let start = {
+                let mut hw = self.hw.lock();
+                if finished && self.abort.load(Relaxed) == 0 {
+                    hw.executed.push_back(job);
+                    !core::mem::replace(&mut hw.timer_armed, true)
+                } else {
+                    // Halted meanwhile: the job will not complete.
+                    drop(hw);
+                    self.retired.lock().push_back(job);
+                    false
+                }
+            };
+            if start {
+                self.start_timer();
+            }
         }
     }
 
-    /// Arms the interrupt for the job at the head of the ring. Only called with `timer_armed`
-    /// set by the caller, from the queue's (serialised) callbacks.
+    /// Arms the interrupt for the oldest executed job. Only called with `timer_armed` set by
+    /// the caller, on the shader core (which [`Self::halt`] cancels before touching the timer).
     fn start_timer(self: &Arc<Self>) {
         // Dropping the old handle cancels the timer; the interrupt that cleared `timer_armed`
         // may still be finishing, and this waits for it.
@@ -314,32 +401,36 @@ impl Engine {
         drop(old);
         let head_due = {
             let mut hw = self.hw.lock();
-            let due = hw.jobs.iter().next().map(|j| j.due.load(Relaxed));
-            if !matches!(due, Some(d) if d != i64::MAX) {
-                // Empty ring, or a hung job at its head: nothing to wait for.
+            let Some(due) = hw.executed.iter().next().map(|j| j.due.load(Relaxed)) else {
+                // Nothing executed to wait for.
                 hw.timer_armed = false;
                 return;
-            }
-            due.unwrap_or(0)
+            };
+            due
         };
         let delay = (head_due - self.now_ns()).max(MIN_IRQ_DELAY_NS);
         let handle = self.clone().start(Delta::from_nanos(delay));
         self.hw.lock().timer = Some(handle);
     }
 
-    /// Takes the job at the head of the ring if it is due.
+    /// Takes the oldest executed job if it is due.
     fn pop_due(&self, now: i64) -> Option<ListArc<GpuJob>> {
         let mut hw = self.hw.lock();
-        match hw.jobs.iter().next() {
+        match hw.executed.iter().next() {
             Some(j) if j.due.load(Relaxed) <= now => hw.jobs.pop_front(),
             _ => None,
         }
     }
 
-    /// Moves every job still on the ring to the retire list (a reset: they will not finish).
+    /// Moves every job still on the ring to the retire list (they will not finish). The
+    /// caller cancelled the shader core and the interrupt.
     fn move_ring_to_retired(&self) {
         let mut hw = self.hw.lock();
+        hw.timer_armed = false;
         let mut retired = self.retired.lock();
+        while let Some(j) = hw.executed.pop_front() {
+            retired.push_back(j);
+        }
         while let Some(j) = hw.jobs.pop_front() {
             retired.push_back(j);
         }
@@ -362,29 +453,24 @@ impl Engine {
         }
     }
 
-    /// The ring hung: reset it.
+    /// The ring hung: reset it (see [`Self::halt`]).
     fn reset(self: &Arc<Self>) {
-        self.move_ring_to_retired();
+        self.halt();
         self.resets.fetch_add(1, Relaxed);
-        Self::kick_retire(self.as_arc_borrow());
     }
 }
 
 impl HrTimerCallback for Engine {
     type Pointer<'a> = Arc<Self>;
 
-    /// The completion interrupt (hard IRQ without `PREEMPT_RT`, softirq with it).
+    /// The completion interrupt (hard IRQ without `PREEMPT_RT`, softirq with it): reports
+    /// the executed jobs that are due, in constant time per job.
     fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
         this.irqs.fetch_add(1, Relaxed);
         let now = this.now_ns();
         let mut retired_any = false;
         while let Some(job) = this.pop_due(now) {
-            let result = if job.fault {
-                Err(EIO)
-            } else {
-                job.execute();
-                Ok(())
-            };
+            let result = if job.fault { Err(EIO) } else { Ok(()) };
             let seqno = job.seqno.load(Relaxed);
             this.retired.lock().push_back(job);
             retired_any = true;
@@ -397,8 +483,8 @@ impl HrTimerCallback for Engine {
             Self::kick_retire(this);
         }
         let mut hw = this.hw.lock();
-        match hw.jobs.iter().next().map(|j| j.due.load(Relaxed)) {
-            Some(due) if due != i64::MAX => {
+        match hw.executed.iter().next().map(|j| j.due.load(Relaxed)) {
+            Some(due) => {
                 drop(hw);
                 ctx.forward_now(Delta::from_nanos((due - now).max(MIN_IRQ_DELAY_NS)));
                 HrTimerRestart::Restart
@@ -416,6 +502,14 @@ impl WorkItem for Engine {
 
     fn run(this: Arc<Self>) {
         this.retire();
+    }
+}
+
+impl WorkItem<1> for Engine {
+    type Pointer = Arc<Self>;
+
+    fn run(this: Arc<Self>) {
+        this.execute_ring();
     }
 }
 

@@ -5,7 +5,8 @@
 //! Every open file of `/dev/dri/renderD*` gets its own set of rings (the `rings` module
 //! parameter), as a firmware-scheduled GPU gives each context its own firmware rings. Each ring
 //! is a [`JobQueue`] in front of an emulated engine ([`engine`]), which executes the jobs'
-//! commands on GEM shmem buffer objects and signals completion from an hrtimer interrupt.
+//! commands on GEM shmem buffer objects in a work item and reports completion from an hrtimer
+//! interrupt.
 //!
 //! The uapi is `include/uapi/drm/dummy_gpu_drm.h`; the userspace client is
 //! `tools/testing/selftests/drivers/gpu/dummy_gpu/`. `/sys/kernel/debug/dummy_gpu/rings` shows
@@ -56,6 +57,10 @@ use kernel::{
         UserSlice, //
     },
     uapi,
+    workqueue::{
+        self,
+        OwnedQueue, //
+    },
 };
 
 mod engine;
@@ -164,6 +169,9 @@ pub(crate) struct Shared {
     #[pin]
     draining: Mutex<KVec<(usize, Arc<JobQueue<Ring>>, EngineStats)>>,
     files_opened: Atomic<u64>,
+    /// Runs the engines' shader cores. `WQ_MEM_RECLAIM`: they are on the fence signalling path,
+    /// and the queues' work items wait for them when a ring stops.
+    exec_wq: Arc<OwnedQueue>,
 }
 
 impl Shared {
@@ -219,7 +227,7 @@ impl FileRings {
             shared: shared.clone(),
         };
         for i in 0..shared.rings {
-            let engine = Engine::new()?;
+            let engine = Engine::new(shared.exec_wq.clone())?;
             let name = CString::try_from_fmt(fmt!("dummy_gpu-f{id}-r{i}"))?;
             let queue = JobQueue::new(
                 Ring {
@@ -622,6 +630,14 @@ impl kernel::Module for DummyGpuModule {
         for _ in 0..rings {
             closed.push(RingTotals::default(), GFP_KERNEL)?;
         }
+        let exec_wq = Arc::new(
+            OwnedQueue::new(
+                c"dummy_gpu_exec",
+                workqueue::flags::MEM_RECLAIM | workqueue::flags::UNBOUND,
+                0,
+            )?,
+            GFP_KERNEL,
+        )?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
                 rings,
@@ -631,6 +647,7 @@ impl kernel::Module for DummyGpuModule {
                 closed <- new_mutex!(closed),
                 draining <- new_mutex!(KVec::new()),
                 files_opened: Atomic::new(0),
+                exec_wq,
             }),
             GFP_KERNEL,
         )?;
