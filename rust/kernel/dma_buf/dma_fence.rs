@@ -988,6 +988,37 @@ impl SignallingSection {
             _not_send: NotThreadSafe,
         }
     }
+
+    /// Leaves the section while `f` runs, then enters it again.
+    ///
+    /// For releasing, on the way, what is not on the signalling path: for example a driver
+    /// object whose drop may allocate or take locks held while allocating. If this section is
+    /// nested in another one, `f` still runs inside the outer one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_buf::SignallingSection;
+    ///
+    /// let mut section = SignallingSection::begin();
+    /// let v = section.suspend(|| KVec::<u8>::with_capacity(64, GFP_KERNEL));
+    /// drop(section);
+    /// assert!(v.is_ok());
+    /// ```
+    pub fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: The cookie came from `dma_fence_begin_signalling()` on this thread.
+        unsafe {
+            bindings::dma_fence_end_signalling(self.cookie)
+        };
+        let r = f();
+        #[cfg(CONFIG_LOCKDEP)]
+        {
+            // SAFETY: As in `begin`.
+            self.cookie = unsafe { bindings::dma_fence_begin_signalling() };
+        }
+        r
+    }
 }
 
 impl Drop for SignallingSection {

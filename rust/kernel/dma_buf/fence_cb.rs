@@ -294,6 +294,7 @@ struct SlotRaw<T> {
 /// let b = ctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
 /// let mut slot = KBox::pin_init(FenceCbSlot::new(), GFP_KERNEL)?;
 ///
+/// let signalled = a.fence();
 /// slot.as_mut().arm(a.fence(), Cb).map_err(Error::from)?;
 /// let _ = a.signal(Ok(()));
 /// assert_eq!(CALLS.load(Relaxed), 1);
@@ -308,7 +309,7 @@ struct SlotRaw<T> {
 ///
 /// // On a signalled fence, arming hands the callback back.
 /// assert!(matches!(
-///     slot.as_mut().arm(a.fence(), Cb),
+///     slot.as_mut().arm(signalled, Cb),
 ///     Err(CallbackError::AlreadySignaled(Cb))
 /// ));
 /// # Ok::<(), Error>(())
@@ -359,7 +360,11 @@ impl<T: FenceCb> FenceCbSlot<T> {
     /// An armed slot is disarmed first, dropping its callback if that had not run. If `fence`
     /// has already signalled, the slot stays disarmed and the callback comes back in
     /// [`CallbackError::AlreadySignaled`].
-    pub fn arm(self: Pin<&mut Self>, fence: ARef<Fence>, callback: T) -> Result<(), CallbackError<T>> {
+    pub fn arm(
+        self: Pin<&mut Self>,
+        fence: ARef<Fence>,
+        callback: T,
+    ) -> Result<(), CallbackError<T>> {
         let mut this = self;
         drop(this.as_mut().disarm());
         let proj = this.project();

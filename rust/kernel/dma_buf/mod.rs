@@ -22,6 +22,7 @@
 
 mod dma_fence;
 mod fence_cb;
+mod fence_wq;
 #[cfg(CONFIG_SYNC_FILE)]
 pub mod sync_file;
 
@@ -41,6 +42,10 @@ pub use self::fence_cb::{
     FenceCb,
     FenceCbRegistration,
     FenceCbSlot, //
+};
+pub use self::fence_wq::{
+    FenceWorkqueue,
+    SignallingWorkItem, //
 };
 
 #[cfg(CONFIG_RUST_DMA_FENCE_KUNIT_TEST)]
@@ -78,6 +83,33 @@ pub mod kunit_support {
     impl Drop for ExpectSplat {
         fn drop(&mut self) {
             crate::pr_info!("jq-expect-splat: end {}\n", self.0.to_str().unwrap_or("?"));
+        }
+    }
+
+    /// Returns whether the current thread is inside a fence signalling section (always `true`
+    /// in atomic context, and without lockdep).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_buf::{kunit_support::in_signalling_section, SignallingSection};
+    ///
+    /// let section = SignallingSection::begin();
+    /// assert!(in_signalling_section());
+    /// drop(section);
+    /// ```
+    pub fn in_signalling_section() -> bool {
+        #[cfg(CONFIG_LOCKDEP)]
+        {
+            // SAFETY: Always safe to call; the cookie goes back to `end` on this thread.
+            let cookie = unsafe { crate::bindings::dma_fence_begin_signalling() };
+            // SAFETY: The cookie came from `dma_fence_begin_signalling()` just above.
+            unsafe { crate::bindings::dma_fence_end_signalling(cookie) };
+            cookie
+        }
+        #[cfg(not(CONFIG_LOCKDEP))]
+        {
+            true
         }
     }
 

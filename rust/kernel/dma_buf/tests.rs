@@ -295,6 +295,7 @@ mod ext {
         bindings,
         dma_buf::{
             kunit_support::{
+                in_signalling_section,
                 lockdep_enabled,
                 ExpectSplat, //
             },
@@ -306,7 +307,9 @@ mod ext {
             FenceCb,
             FenceCbRegistration,
             FenceCbSlot,
-            SignallingSection, //
+            FenceWorkqueue,
+            SignallingSection,
+            SignallingWorkItem, //
         },
         prelude::*,
         sync::{
@@ -324,12 +327,112 @@ mod ext {
             Mutex,
             SpinLockIrq, //
         },
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
         xarray::{
             AllocKind,
             XArray, //
         },
     };
     use core::ptr::NonNull;
+
+    /// A work item for the fence workqueue cases: records whether it ran in a signalling
+    /// section (and out of it while suspended), and whether two ran at once.
+    #[pin_data]
+    struct Probe {
+        #[pin]
+        work: crate::workqueue::Work<Probe>,
+        shared: Arc<ProbeShared>,
+    }
+
+    struct ProbeShared {
+        running: Atomic<u32>,
+        overlaps: Atomic<u32>,
+        outside: Atomic<u32>,
+        not_suspended: Atomic<u32>,
+        done: Atomic<u32>,
+    }
+
+    crate::workqueue::impl_has_work! {
+        impl HasWork<Self> for Probe { self.work }
+    }
+
+    impl SignallingWorkItem for Probe {
+        type Pointer = Arc<Self>;
+
+        fn run(this: Arc<Self>, mut section: SignallingSection) {
+            let s = &this.shared;
+            if !in_signalling_section() {
+                s.outside.fetch_add(1, Relaxed);
+            }
+            if s.running.fetch_add(1, Relaxed) != 0 {
+                s.overlaps.fetch_add(1, Relaxed);
+            }
+            fsleep(Delta::from_micros(300));
+            s.running.fetch_sub(1, Relaxed);
+            if section.suspend(in_signalling_section) && lockdep_enabled() {
+                s.not_suspended.fetch_add(1, Relaxed);
+            }
+            s.done.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Runs eight probes on `wq`; returns the shared record once all ran.
+    fn run_probes(wq: &FenceWorkqueue) -> Result<Arc<ProbeShared>> {
+        let shared = Arc::new(
+            ProbeShared {
+                running: Atomic::new(0),
+                overlaps: Atomic::new(0),
+                outside: Atomic::new(0),
+                not_suspended: Atomic::new(0),
+                done: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        for _ in 0..8 {
+            let sh = shared.clone();
+            let p = Arc::pin_init(
+                pin_init!(Probe {
+                    work <- crate::workqueue::new_work!("Probe::work"),
+                    shared: sh,
+                }),
+                GFP_KERNEL,
+            )?;
+            assert!(wq.enqueue(p).is_ok());
+        }
+        for _ in 0..5000 {
+            if shared.done.load(Relaxed) == 8 {
+                break;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        assert_eq!(shared.done.load(Relaxed), 8);
+        Ok(shared)
+    }
+
+    /// Every work item on a fence workqueue runs in a signalling section (which it can
+    /// suspend), and the ordered flavour runs one at a time.
+    #[test]
+    fn fence_workqueue_runs_in_signalling_sections() -> Result {
+        let ordered = FenceWorkqueue::new_ordered(c"rust-dma-fence-test-ordered")?;
+        assert!(ordered.is_ordered());
+        let s = run_probes(&ordered)?;
+        assert_eq!(s.outside.load(Relaxed), 0);
+        assert_eq!(s.not_suspended.load(Relaxed), 0);
+        assert_eq!(s.overlaps.load(Relaxed), 0);
+        let unordered = FenceWorkqueue::new(c"rust-dma-fence-test")?;
+        assert!(!unordered.is_ordered());
+        let s = run_probes(&unordered)?;
+        assert_eq!(s.outside.load(Relaxed), 0);
+        assert_eq!(s.not_suspended.load(Relaxed), 0);
+        pr_info!(
+            "fence workqueue: {} overlapping runs on the unordered queue\n",
+            s.overlaps.load(Relaxed)
+        );
+        Ok(())
+    }
 
     /// One slot, armed on fence after fence while another thread signals them: for every
     /// fence the callback either ran once or `disarm()` handed it back, and re-arming a slot
@@ -382,7 +485,10 @@ mod ext {
         drop(slot);
         assert_eq!(n.load(Relaxed), u32::from(armed));
         for (i, n) in counters.iter().enumerate() {
-            assert!(n.load(Relaxed) <= 1, "fence {i}: callback ran twice");
+            if n.load(Relaxed) > 1 {
+                pr_err!("fence {i}: callback ran twice\n");
+            }
+            assert!(n.load(Relaxed) <= 1);
         }
         pr_info!("callback slot: {already} of {N} fences had signalled before arming\n");
         Ok(())
