@@ -17,6 +17,7 @@
 use super::{
     JobQueue,
     JobQueueDriver,
+    JobQueueWorkqueues,
     PreparedJob,
     TimeoutAction, //
 };
@@ -143,6 +144,7 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
         c"bench",
         inflight as u32,
         Delta::from_secs(600),
+        &JobQueueWorkqueues::new(c"bench")?,
     )?;
     let mut ctxs = KVec::with_capacity(deps, GFP_KERNEL)?;
     for _ in 0..deps {

@@ -18,7 +18,6 @@ use crate::{
         FenceCb,
         FenceCbSlot, //
     },
-    prelude::*,
     sync::Arc,
 };
 use core::pin::Pin;

@@ -11,6 +11,7 @@ use super::{
     Phase, //
 };
 use crate::{
+    alloc::Flags,
     dma_buf::{
         DriverFence,
         DriverFenceAllocation,
@@ -51,10 +52,23 @@ pub(super) struct JobNode<D: JobQueueDriver> {
 impl<D: JobQueueDriver> JobQueue<D> {
     /// Prepares a job costing `credits` of the ring's capacity: the fallible phase.
     ///
-    /// Allocates everything the job will need until its done fence signals. Fails with
-    /// `EINVAL` if `credits` is zero or more than the capacity, `ENODEV` if the queue is dead,
-    /// `ENOMEM` if out of memory. May sleep.
+    /// Allocates everything the job will need until its done fence signals, charged to the
+    /// caller's memory cgroup (`GFP_KERNEL_ACCOUNT`): submissions come from user space. Fails
+    /// with `EINVAL` if `credits` is zero or more than the capacity, `ENODEV` if the queue is
+    /// dead, `ENOMEM` if out of memory. May sleep.
     pub fn prepare(&self, job: D::Job, credits: u32) -> Result<PreparedJob<D>> {
+        self.prepare_with_flags(job, credits, GFP_KERNEL_ACCOUNT)
+    }
+
+    /// [`JobQueue::prepare`] with the allocation flags `flags`, which [`PreparedJob`] also
+    /// uses for its dependencies. `flags` must allow sleeping (`GFP_KERNEL` or stronger), as
+    /// reserving the queue's slots sleeps.
+    pub fn prepare_with_flags(
+        &self,
+        job: D::Job,
+        credits: u32,
+        flags: Flags,
+    ) -> Result<PreparedJob<D>> {
         let inner: &Arc<Inner<D>> = &self.inner;
         if credits == 0 || credits > inner.capacity {
             return Err(EINVAL);
@@ -68,7 +82,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 started: Atomic::new(0),
                 skipped: Atomic::new(0),
             },
-            GFP_KERNEL,
+            flags,
         )?;
         let node = KBox::pin_init(
             pin_init!(JobNode::<D> {
@@ -80,14 +94,14 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 dep_error: None,
                 credits,
             }),
-            GFP_KERNEL,
+            flags,
         )?;
         // Reserve the next seqno slot in both sets, so that submit and run never allocate.
         {
             let mut r = inner.reservations.lock();
             let idx = r.end as usize;
-            inner.pending.reserve(idx, GFP_KERNEL)?;
-            if let Err(e) = inner.inflight.reserve(idx, GFP_KERNEL) {
+            inner.pending.reserve(idx, flags)?;
+            if let Err(e) = inner.inflight.reserve(idx, flags) {
                 inner.pending.lock().release(idx);
                 return Err(e);
             }
@@ -97,6 +111,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
             node: ManuallyDrop::new(node),
             alloc: ManuallyDrop::new(alloc),
             queue: inner.clone(),
+            flags,
         })
     }
 }
@@ -109,7 +124,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
 ///
 /// ```
 /// use kernel::dma_buf::{DriverFenceAllocation, Fence, FenceCtx};
-/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, JobQueueWorkqueues, TimeoutAction};
 /// use kernel::time::Delta;
 ///
 /// struct Ring;
@@ -122,7 +137,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
 ///     fn stop(&self) {}
 /// }
 ///
-/// let queue = JobQueue::new(Ring, c"example", c"ring1", 4, Delta::from_millis(500))?;
+/// let wqs = JobQueueWorkqueues::new(c"example")?;
+/// let queue = JobQueue::new(Ring, c"example", c"ring1", 4, Delta::from_millis(500), &wqs)?;
 /// let other = FenceCtx::new(c"other-driver", c"other-ring")?;
 /// let a = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
 /// let b = other.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
@@ -144,6 +160,8 @@ pub struct PreparedJob<D: JobQueueDriver> {
     pub(super) node: ManuallyDrop<Pin<KBox<JobNode<D>>>>,
     pub(super) alloc: ManuallyDrop<DriverFenceAllocation<JobMeta>>,
     queue: Arc<Inner<D>>,
+    /// The allocation flags of [`JobQueue::prepare_with_flags`].
+    flags: Flags,
 }
 
 impl<D: JobQueueDriver> PreparedJob<D> {
@@ -173,7 +191,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             }
             return Ok(());
         }
-        node.deps.push(fence, GFP_KERNEL)?;
+        node.deps.push(fence, self.flags)?;
         Ok(())
     }
 

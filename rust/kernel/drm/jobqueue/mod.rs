@@ -12,12 +12,13 @@
 //! 2. [`PreparedJob::submit`] (infallible, the point of no return): publishes the done fence.
 //!    From here until that fence signals, nothing on the job's path allocates memory.
 //!
-//! Everything that calls the driver runs in one work item of the queue, on the queue's own
-//! workqueue (`WQ_MEM_RECLAIM`), inside a fence signalling critical section: waiting for
-//! dependencies, starting jobs ([`JobQueueDriver::run`]), handling timeouts
-//! ([`JobQueueDriver::timed_out`]) and stopping the ring at teardown
-//! ([`JobQueueDriver::stop`]). A work item never runs twice at once, so these never overlap,
-//! whatever the workqueue. Jobs start in submission order, once their dependencies have
+//! The queue does its work in two work items, inside fence signalling critical sections, on
+//! workqueues the driver shares between its queues ([`JobQueueWorkqueues`], two
+//! [`FenceWorkqueue`]s): the submit work item waits for dependencies, starts jobs
+//! ([`JobQueueDriver::run`]) and stops the ring at teardown ([`JobQueueDriver::stop`]); the
+//! timeout work item handles timeouts ([`JobQueueDriver::timed_out`]). The driver's methods
+//! are only called with the queue's driver lock held, so they never overlap. A queue creates
+//! no workqueue and no thread. Jobs start in submission order, once their dependencies have
 //! signalled and the ring has enough free credits. The driver reports completion with
 //! [`JobQueue::complete`], for example from its interrupt handler (see its context rule); done
 //! fences signal strictly in submission (seqno) order, and only for jobs handed to `run()`.
@@ -31,7 +32,7 @@
 //!
 //! ```
 //! use kernel::dma_buf::Fence;
-//! use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+//! use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, JobQueueWorkqueues, TimeoutAction};
 //! use kernel::time::Delta;
 //!
 //! /// A ring whose "hardware" finishes every job at once.
@@ -51,7 +52,9 @@
 //!     fn stop(&self) {}
 //! }
 //!
-//! let queue = JobQueue::new(Ring, c"example", c"ring0", 8, Delta::from_millis(500))?;
+//! // Shared by all the queues of the device (or of one reset domain).
+//! let wqs = JobQueueWorkqueues::new(c"example")?;
+//! let queue = JobQueue::new(Ring, c"example", c"ring0", 8, Delta::from_millis(500), &wqs)?;
 //! let mut job = queue.prepare(7, 1)?;
 //! job.add_dependency(Fence::stub())?; // Already signalled: dropped.
 //! let done = job.submit();
@@ -70,9 +73,13 @@ use crate::{
         DriverFence,
         DriverFenceAllowedData,
         Fence,
-        FenceCtx, //
+        FenceCtx,
+        FenceWorkqueue,
+        SignallingSection,
+        SignallingWorkItem, //
     },
     prelude::*,
+    str::CString,
     sync::{
         aref::ARef,
         atomic::{
@@ -88,13 +95,10 @@ use crate::{
     },
     time::Delta,
     workqueue::{
-        self,
         impl_has_delayed_work,
         impl_has_work,
         DelayedWork,
-        OwnedQueue,
-        Work,
-        WorkItem, //
+        Work, //
     },
     xarray::{
         AllocKind,
@@ -158,6 +162,7 @@ mod classes {
         pending => c"JobQueue::pending",
         inflight => c"JobQueue::inflight",
         reservations => c"JobQueue::reservations",
+        driver => c"JobQueue::driver_lock",
         work => c"JobQueue::work",
         timeout_work => c"JobQueue::timeout_work",
         timeout_timer => c"JobQueue::timeout_work_timer",
@@ -173,6 +178,20 @@ pub enum TimeoutAction {
     /// job's fence gets `-ETIMEDOUT`, the other jobs on the ring get `-ECANCELED`, and the
     /// queue goes on with the jobs not yet run.
     RingReset,
+    /// The driver reset the ring and will run again, on its own, every job it was given except
+    /// `guilty`, which gets `-ETIMEDOUT` (in seqno order, once the jobs before it signalled).
+    ///
+    /// The other jobs stay in flight: their done fences have not signalled, so nothing is
+    /// re-initialised (unlike the deprecated `drm_sched_resubmit_jobs()`), and they signal
+    /// when the driver reports them with [`JobQueue::complete`] after the replay, as usual.
+    /// The job data stays with the driver, which still has it from [`JobQueueDriver::run`].
+    /// The oldest job left gets a full timeout from now. `guilty` must be a job given to
+    /// the ring that has not signalled; otherwise the queue warns and handles this as
+    /// [`TimeoutAction::RingReset`].
+    ResetAndReplay {
+        /// The seqno of the job that caused the hang.
+        guilty: u64,
+    },
     /// The ring is unusable: the queue dies as if killed ([`JobQueue::kill`]), except that the
     /// timed-out job's fence gets `-ETIMEDOUT`. Later submissions fail with `-ENODEV`.
     Dead,
@@ -182,10 +201,13 @@ pub enum TimeoutAction {
 ///
 /// # Context rules
 ///
-/// All three methods are called from the queue's work item, in process context, one at a time
-/// (never concurrently with each other, for one queue), inside a dma-fence signalling critical
-/// section ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the
-/// queue's jobs wait for them. They may sleep, but must not
+/// All three methods are called from the queue's work items (`run()` and `stop()` from the
+/// submit work item, `timed_out()` from the timeout work item), in process context, one at a
+/// time (with the queue's driver lock held: never concurrently with each other, for one
+/// queue), inside a dma-fence signalling critical section
+/// ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the queue's jobs
+/// wait for them. On an ordered timeout workqueue shared by several queues, the `timed_out()`
+/// calls of all those queues are serialised too. They may sleep, but must not
 ///
 /// - allocate memory with reclaim (`GFP_KERNEL`), take a lock that is held anywhere while
 ///   allocating with reclaim, or wait for a dma-fence (lockdep reports each of these);
@@ -271,10 +293,15 @@ enum Phase {
 ///   `Inner::pending`, the others in `Inner::pending`.
 /// - Once `phase` is not [`Phase::Live`], no job is handed to `run()` again, and jobs with a
 ///   seqno at or after `dead_from` were submitted after the queue died.
+/// - While `parked_since` is `Some`, no job is handed to `run()` and `timed_out()` is not
+///   called.
 /// - `credits_in_use` is the sum of the credits of the jobs in flight that were run, and
 ///   `stats.in_flight`/`stats.pending` count the jobs of the two ranges above.
 struct State {
     phase: Phase,
+    /// Since when the queue is parked ([`JobQueue::park`]), in monotonic ns: no job is handed
+    /// to `run()` and no timeout is handled while this is `Some`.
+    parked_since: Option<i64>,
     dead_from: u64,
     /// The job that timed out when the driver declared the ring dead.
     timed_out: Option<u64>,
@@ -286,8 +313,6 @@ struct State {
     next_to_run: u64,
     next_seqno: u64,
     credits_in_use: u32,
-    /// The timeout work fired; the work item checks the oldest running job.
-    timeout_due: bool,
     /// The done fence of the last job submitted, for [`JobQueue::flush`].
     last_submitted: Option<ARef<Fence>>,
     stats: JobQueueStats,
@@ -304,16 +329,21 @@ struct Reservations {
 ///
 /// # Locking
 ///
-/// Lock order, outermost first: `signal_lock`, `state`, then one of the XArray locks
-/// (`pending`, `inflight`). `head` and `reservations` are taken with no other queue lock held
-/// (the XArray locks nest inside `reservations`). No queue lock is held while calling the
-/// driver or a dependency fence. Only `signal_lock` is held while a done fence signals, so
+/// Lock order, outermost first: `driver_lock` (a mutex, only taken by the work items),
+/// `signal_lock`, `state`, then one of the XArray locks (`pending`, `inflight`). `head` is
+/// taken with `driver_lock` at most, `reservations` with no other queue lock held (the XArray
+/// locks nest inside `reservations`). Only `driver_lock` is held while calling the driver or
+/// a dependency fence. Only `signal_lock` is held while a done fence signals, so
 /// callbacks on done fences (which run under the fence's lock) may take `state` (for
 /// [`JobQueue::stats`] or dropping the queue) but never `signal_lock`
 /// ([`JobQueue::complete`]).
 #[pin_data]
 struct Inner<D: JobQueueDriver> {
+    /// Only called with `driver_lock` held.
     driver: D,
+    /// Serialises the calls of the driver's methods. Never held while allocating.
+    #[pin]
+    driver_lock: Mutex<()>,
     ctx: Arc<FenceCtx>,
     capacity: u32,
     timeout: Delta,
@@ -342,13 +372,43 @@ struct Inner<D: JobQueueDriver> {
     /// Set by [`JobQueue::shutdown`]: the owner drops the last handle in process context, and
     /// the queue is freed right there.
     shut_down: Atomic<u32>,
-    /// The work item: runs jobs, waits for dependencies, handles timeouts and teardown.
+    /// The submit work item: runs jobs, waits for dependencies, and tears down.
     #[pin]
     work: Work<Inner<D>, 0>,
-    /// Fires when the oldest running job may have timed out; only queues `work`.
+    /// The timeout work item: fires when the oldest running job may have timed out.
     #[pin]
     timeout_work: DelayedWork<Inner<D>, 1>,
-    wq: OwnedQueue,
+    /// Runs `work`.
+    submit_wq: Arc<FenceWorkqueue>,
+    /// Runs `timeout_work`.
+    timeout_wq: Arc<FenceWorkqueue>,
+}
+
+/// The workqueues a driver's job queues share: one for submission, one for timeouts.
+///
+/// Both are [`FenceWorkqueue`]s. The timeout workqueue is ordered when made by
+/// [`JobQueueWorkqueues::new`]: the timeout handlers of all the queues that share it run one
+/// at a time, which is how a driver serialises ring resets within a reset domain (give each
+/// domain its own, and share the submit workqueue across the device).
+#[derive(Clone)]
+pub struct JobQueueWorkqueues {
+    /// Runs the queues' submit work items (dependencies, `run()`, teardown).
+    pub submit: Arc<FenceWorkqueue>,
+    /// Runs the queues' timeout work items (`timed_out()`).
+    pub timeout: Arc<FenceWorkqueue>,
+}
+
+impl JobQueueWorkqueues {
+    /// Allocates an unordered submit workqueue and an ordered timeout workqueue, named after
+    /// `name`. May sleep.
+    pub fn new(name: &CStr) -> Result<Self> {
+        let submit = CString::try_from_fmt(fmt!("{}-submit", name.to_str().unwrap_or("jq")))?;
+        let timeout = CString::try_from_fmt(fmt!("{}-timeout", name.to_str().unwrap_or("jq")))?;
+        Ok(Self {
+            submit: FenceWorkqueue::new(&submit)?,
+            timeout: FenceWorkqueue::new_ordered(&timeout)?,
+        })
+    }
 }
 
 impl_has_work! {
@@ -359,20 +419,25 @@ impl_has_delayed_work! {
     impl{D: JobQueueDriver} HasDelayedWork<Inner<D>, 1> for Inner<D> { self.timeout_work }
 }
 
-impl<D: JobQueueDriver> WorkItem<0> for Inner<D> {
+impl<D: JobQueueDriver> SignallingWorkItem<0> for Inner<D> {
     type Pointer = Arc<Inner<D>>;
 
-    fn run(this: Arc<Inner<D>>) {
-        this.process();
+    fn run(this: Arc<Inner<D>>, mut section: SignallingSection) {
+        this.process(&mut section);
+        // Outside the section: this may be the last reference, and the driver's drop is not on
+        // any signalling path.
+        drop(section);
+        drop(this);
     }
 }
 
-impl<D: JobQueueDriver> WorkItem<1> for Inner<D> {
+impl<D: JobQueueDriver> SignallingWorkItem<1> for Inner<D> {
     type Pointer = Arc<Inner<D>>;
 
-    fn run(this: Arc<Inner<D>>) {
-        this.state.lock().timeout_due = true;
-        this.as_arc_borrow().kick();
+    fn run(this: Arc<Inner<D>>, section: SignallingSection) {
+        this.handle_timeout();
+        drop(section);
+        drop(this);
     }
 }
 
@@ -381,7 +446,7 @@ impl<D: JobQueueDriver> Inner<D> {
     fn kick(self: ArcBorrow<'_, Self>) {
         // If it is already queued, the clone is dropped again (not the last reference: `self`
         // is borrowed from another one).
-        let _ = self.wq.enqueue::<Arc<Self>, 0>(self.into());
+        let _ = self.submit_wq.enqueue::<Self, 0>(self.into());
     }
 
     /// Starts the teardown: no job is handed to `run()` any more, and the work item stops the
@@ -405,18 +470,17 @@ impl<D: JobQueueDriver> Inner<D> {
         was_live
     }
 
-    /// Drops a reference to the queue from any context. The last one is handed to the work
-    /// item, which drops it in process context (there, the queue's workqueue is destroyed by a
-    /// system worker once the work item returned).
+    /// Drops a reference to the queue from any context. The last one is handed to the submit
+    /// work item, which drops it in process context.
     fn release(this: Arc<Self>) {
         let Some(unique) = Arc::into_unique_or_drop(this) else {
             return;
         };
         let this: Arc<Self> = unique.into();
-        let wq = this.wq.raw_queue();
-        // SAFETY: `wq` is the C workqueue, not part of `this`: `OwnedQueue` destroys it only
-        // after draining it, so it outlives the work item queued here, and enqueueing does not
-        // touch it after queueing.
+        let wq = this.submit_wq.raw_queue();
+        // SAFETY: `wq` is the C workqueue, which `this` keeps alive through `submit_wq` until
+        // the work item queued here has run (a `FenceWorkqueue` is destroyed only after
+        // draining it), and enqueueing does not touch it after queueing.
         let wq = unsafe { &*wq };
         // We hold the only reference, so the work item is not queued: this queues it.
         if let Err(this) = wq.enqueue::<Arc<Self>, 0>(this) {
@@ -426,13 +490,18 @@ impl<D: JobQueueDriver> Inner<D> {
         }
     }
 
-    /// Whether the current thread is this queue's work item (running a driver method).
+    /// Whether the current thread is one of this queue's work items (running a driver
+    /// method).
     fn in_own_work(&self) -> bool {
         // SAFETY: `current_work()` only reads the current task's worker state.
         let cur = unsafe { crate::bindings::current_work() };
         // SAFETY: `self.work` is a valid `Work`; this only computes the `work_struct` address.
-        let ours = unsafe { Work::raw_get(&self.work) };
-        cur == ours
+        let submit = unsafe { Work::raw_get(&self.work) };
+        // SAFETY: `self.timeout_work` is a valid `DelayedWork`; this only computes an address.
+        let timeout = unsafe { DelayedWork::raw_as_work(&self.timeout_work) };
+        // SAFETY: `timeout` points to the valid `Work` inside `self.timeout_work`.
+        let timeout = unsafe { Work::raw_get(timeout) };
+        cur == submit || cur == timeout
     }
 }
 
@@ -452,34 +521,33 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// `timeout` after it started, or after the job before it finished, whichever is later, is
     /// reported to [`JobQueueDriver::timed_out`].
     ///
-    /// `driver_name` and `name` name the queue's fence timeline and its workqueue.
+    /// `driver_name` and `name` name the queue's fence timeline. The queue's work items run on
+    /// `wqs`, which the driver shares between its queues.
     pub fn new(
         driver: D,
         driver_name: &CStr,
         name: &CStr,
         capacity: u32,
         timeout: Delta,
+        wqs: &JobQueueWorkqueues,
     ) -> Result<Self> {
         if capacity == 0 || timeout <= Delta::ZERO {
             return Err(EINVAL);
         }
         let ctx = FenceCtx::new(driver_name, name)?;
-        let wq = OwnedQueue::new(
-            name,
-            workqueue::flags::MEM_RECLAIM | workqueue::flags::HIGHPRI | workqueue::flags::UNBOUND,
-            1,
-        )?;
         let (state_name, state_key) = classes::state();
         let (signal_name, signal_key) = classes::signal();
         let (head_name, head_key) = classes::head();
         let (pending_name, pending_key) = classes::pending();
         let (inflight_name, inflight_key) = classes::inflight();
         let (resv_name, resv_key) = classes::reservations();
+        let (dlock_name, dlock_key) = classes::driver();
         let (work_name, work_key) = classes::work();
         let (timeout_name, timeout_key) = classes::timeout_work();
         let (timer_name, timer_key) = classes::timeout_timer();
         let state = State {
             phase: Phase::Live,
+            parked_since: None,
             dead_from: u64::MAX,
             timed_out: None,
             oldest: 1,
@@ -489,13 +557,13 @@ impl<D: JobQueueDriver> JobQueue<D> {
             next_to_run: 1,
             next_seqno: 1,
             credits_in_use: 0,
-            timeout_due: false,
             last_submitted: None,
             stats: JobQueueStats::default(),
         };
         let inner = Arc::pin_init(
             pin_init!(Inner {
                 driver,
+                driver_lock <- Mutex::new((), dlock_name, dlock_key),
                 ctx,
                 capacity,
                 timeout,
@@ -510,7 +578,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 shut_down: Atomic::new(0),
                 work <- Work::new(work_name, work_key),
                 timeout_work <- DelayedWork::new(timeout_name, timeout_key, timer_name, timer_key),
-                wq,
+                submit_wq: wqs.submit.clone(),
+                timeout_wq: wqs.timeout.clone(),
             }),
             GFP_KERNEL,
         )?;
@@ -560,8 +629,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
             // Fences signal in order: once the last one has, every job has.
             let _ = f.wait(false);
         }
-        // The timeout work queues the work item, so it goes first. Neither is queued again:
-        // the queue is dead and idle.
+        // The timeout work queues the submit work item, so it goes first. Neither is queued
+        // again: the queue is dead and idle.
         DelayedWork::<Inner<D>, 1>::cancel_sync(&self.inner);
         Work::<Inner<D>, 0>::cancel_sync(&self.inner);
     }

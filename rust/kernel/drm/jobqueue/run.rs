@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The work item: the only place that calls the driver.
+//! The submit work item: runs jobs, waits for dependencies, and stops the ring at teardown.
 //!
-//! One work item per queue runs jobs, waits for dependencies, handles timeouts and stops the
-//! ring at teardown. The workqueue code never runs one work item on two CPUs at once, so all
-//! of these are serialised by construction, whichever workqueue the item is queued on.
+//! One work item per queue does all of this, so these steps never overlap (the workqueue code
+//! never runs one work item on two CPUs at once); it calls the driver only with the queue's
+//! driver lock held, which it shares with the timeout work item.
 
 use super::{
     signal::Skip,
@@ -26,25 +26,15 @@ use crate::{
 };
 
 impl<D: JobQueueDriver> Inner<D> {
-    /// The work item's body.
-    pub(super) fn process(self: Arc<Self>) {
+    /// The submit work item's body, inside `section`.
+    pub(super) fn process(self: &Arc<Self>, section: &mut SignallingSection) {
         loop {
-            let (phase, timeout_due) = {
-                let mut st = self.state.lock();
-                (st.phase, core::mem::take(&mut st.timeout_due))
-            };
-            match phase {
-                Phase::Dying => {
-                    self.stop_ring();
-                    continue;
-                }
-                Phase::Live if timeout_due => {
-                    self.check_timeout();
-                    continue;
-                }
-                _ => {}
+            let phase = self.state.lock().phase;
+            if phase == Phase::Dying {
+                self.stop_ring();
+                continue;
             }
-            if !self.step() {
+            if !self.step(section) {
                 break;
             }
         }
@@ -58,8 +48,8 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
     /// waiting for a dependency or for credits. Returns whether to go on.
-    fn step(self: &Arc<Self>) -> bool {
-        let section = SignallingSection::begin();
+    fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
+        let driver = self.driver_lock.lock();
         let kept = self.head.lock().take();
         let mut node = match kept {
             Some(node) => node,
@@ -97,8 +87,11 @@ impl<D: JobQueueDriver> Inner<D> {
             (_, None) if seqno >= st.dead_from => Some(Skip::AfterDeath),
             (_, None) => Some(Skip::Cancelled),
         };
-        if skip.is_none() && *n.credits > self.capacity - st.credits_in_use {
-            // Completions return credits and kick us.
+        if skip.is_none()
+            && (st.parked_since.is_some() || *n.credits > self.capacity - st.credits_in_use)
+        {
+            // Parked (unpark kicks us), or waiting for credits (completions return credits
+            // and kick us).
             drop(st);
             *self.head.lock() = Some(node);
             return false;
@@ -141,8 +134,8 @@ impl<D: JobQueueDriver> Inner<D> {
             st.stats.errored += 1;
             drop(st);
             let _ = e.value.signal(Err(ENOMEM));
-            drop(section);
-            drop(job);
+            drop(driver);
+            section.suspend(|| drop(job));
             return true;
         }
         // INVARIANT: The job moves from pending to in flight.
@@ -180,12 +173,14 @@ impl<D: JobQueueDriver> Inner<D> {
                 job
             }
         };
-        drop(section);
+        drop(driver);
         // Outside the signalling section and the locks: dropping a job that did not run does
         // whatever the driver's job does on drop; dropping the node puts the dependencies.
-        drop(not_run);
-        drop(done);
-        drop(node);
+        section.suspend(|| {
+            drop(not_run);
+            drop(done);
+            drop(node);
+        });
         true
     }
 }

@@ -39,6 +39,11 @@ pub(super) enum Skip {
     Cancelled,
     /// Submitted after the queue died (`-ENODEV`).
     AfterDeath,
+    /// Ran, and was named guilty of a hang by [`TimeoutAction::ResetAndReplay`]
+    /// (`-ETIMEDOUT`).
+    ///
+    /// [`TimeoutAction::ResetAndReplay`]: super::TimeoutAction::ResetAndReplay
+    Guilty,
 }
 
 impl Skip {
@@ -47,6 +52,7 @@ impl Skip {
             Skip::Dependency(e) => e.to_errno(),
             Skip::Cancelled => 1,
             Skip::AfterDeath => 2,
+            Skip::Guilty => 3,
         }
     }
 
@@ -55,6 +61,7 @@ impl Skip {
             0 => None,
             1 => Some(Skip::Cancelled),
             2 => Some(Skip::AfterDeath),
+            3 => Some(Skip::Guilty),
             e => Some(Skip::Dependency(Error::from_errno(e))),
         }
     }
@@ -64,6 +71,7 @@ impl Skip {
             Skip::Dependency(e) => e,
             Skip::Cancelled => ECANCELED,
             Skip::AfterDeath => ENODEV,
+            Skip::Guilty => ETIMEDOUT,
         }
     }
 }
@@ -114,7 +122,8 @@ impl<D: JobQueueDriver> Inner<D> {
                 st.oldest = idx + 1;
                 st.stats.in_flight -= 1;
                 match skip {
-                    None => {
+                    // Both ran, and hold credits.
+                    None | Some(Skip::Guilty) => {
                         st.credits_in_use -= credits;
                         st.stats.count(res);
                     }
@@ -166,13 +175,13 @@ impl<D: JobQueueDriver> Inner<D> {
     /// the queue is dying; the work item then cancels the waiting jobs that can be cancelled
     /// and completes `stopped`.
     pub(super) fn stop_ring(self: &Arc<Self>) {
-        {
+        let timed_out = {
+            let _driver = self.driver_lock.lock();
             let _section = SignallingSection::begin();
             self.driver.stop();
-        }
-        let timed_out = {
             let mut st = self.state.lock();
-            // INVARIANT: The driver said the ring no longer touches its jobs.
+            // INVARIANT: The driver said the ring no longer touches its jobs. The timeout work
+            // item sees this under `driver_lock`, and calls the driver no more.
             st.phase = Phase::Stopped;
             st.timed_out
         };

@@ -17,7 +17,7 @@ use crate::prelude::*;
 ///
 /// ```
 /// use kernel::dma_buf::Fence;
-/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, TimeoutAction};
+/// use kernel::drm::jobqueue::{JobQueue, JobQueueDriver, JobQueueWorkqueues, TimeoutAction};
 /// use kernel::time::Delta;
 ///
 /// struct Ring;
@@ -30,7 +30,8 @@ use crate::prelude::*;
 ///     fn stop(&self) {}
 /// }
 ///
-/// let queue = JobQueue::new(Ring, c"example", c"ring2", 1, Delta::from_millis(500))?;
+/// let wqs = JobQueueWorkqueues::new(c"example")?;
+/// let queue = JobQueue::new(Ring, c"example", c"ring2", 1, Delta::from_millis(500), &wqs)?;
 /// let first = queue.prepare((), 1)?.submit();
 /// let second = queue.prepare((), 1)?.submit();
 /// queue.kill();

@@ -393,6 +393,7 @@ impl Rig {
             c"mock-ring",
             capacity,
             Delta::from_millis(timeout_ms),
+            &test_wqs()?,
         )?;
         let q = Arc::new(q, GFP_KERNEL)?;
         hw.attach(q.clone());
@@ -434,6 +435,11 @@ impl Drop for Rig {
     fn drop(&mut self) {
         drop(self.hw.detach());
     }
+}
+
+/// Workqueues for the queues of one test.
+fn test_wqs() -> Result<JobQueueWorkqueues> {
+    JobQueueWorkqueues::new(c"jobqueue-test")
 }
 
 fn wait(f: &Fence) -> Result {
@@ -1224,6 +1230,7 @@ mod stress {
                 c"big-ring",
                 N as u32,
                 Delta::from_millis(60_000),
+                &test_wqs()?,
             )?,
             GFP_KERNEL,
         )?;
@@ -1425,6 +1432,7 @@ mod failnth {
             return Ok(());
         }
         let hw = MockHw::new(Mode::Manual, 64)?;
+        let wqs = test_wqs()?;
         let (queues, injected) = sweep(
             || {
                 let q = JobQueue::new(
@@ -1433,6 +1441,7 @@ mod failnth {
                     c"mock-ring",
                     16,
                     Delta::from_millis(5000),
+                    &wqs,
                 )?;
                 Ok(Arc::new(q, GFP_KERNEL)?)
             },

@@ -2,12 +2,15 @@
 
 //! Timeouts of the oldest running job.
 //!
-//! A delayed work item fires when the oldest running job may have exceeded the timeout. It
-//! only flags that and queues the queue's work item, which asks the driver: so
-//! [`JobQueueDriver::timed_out`] never runs concurrently with `run()` or `stop()`.
+//! A delayed work item, on the timeout workqueue, fires when the oldest running job may have
+//! exceeded the timeout, and asks the driver with the queue's driver lock held: so
+//! [`JobQueueDriver::timed_out`] never runs concurrently with `run()` or `stop()`, and never
+//! after `stop()`. Timeout work items of several queues on one ordered workqueue run one at a
+//! time.
 
 use super::{
     Inner,
+    JobQueue,
     JobQueueDriver,
     Phase,
     TimeoutAction, //
@@ -25,6 +28,7 @@ use crate::{
         Instant,
         Monotonic, //
     },
+    workqueue::DelayedWork,
 };
 
 impl<D: JobQueueDriver> Inner<D> {
@@ -39,15 +43,35 @@ impl<D: JobQueueDriver> Inner<D> {
         })
     }
 
-    /// Asks the driver about the oldest running job if it exceeded the timeout. Called by the
-    /// work item while the queue is live.
-    pub(super) fn check_timeout(self: &Arc<Self>) {
+    /// The timeout work item's body.
+    pub(super) fn handle_timeout(self: &Arc<Self>) {
+        {
+            let _driver = self.driver_lock.lock();
+            let st = self.state.lock();
+            if st.phase != Phase::Live || st.parked_since.is_some() {
+                // Dying or stopped: the submit work item takes over, and no timeout matters.
+                // Parked: `unpark()` re-arms.
+                return;
+            }
+            drop(st);
+            self.check_timeout();
+        }
+        // A reset returned credits; a waiting job may run now.
+        if self.state.lock().stats.pending > 0 {
+            self.as_arc_borrow().kick();
+        }
+        self.arm_timeout();
+    }
+
+    /// Asks the driver about the oldest running job if it exceeded the timeout. Called with
+    /// `driver_lock` held while the queue is live.
+    fn check_timeout(self: &Arc<Self>) {
         let Some((seqno, started)) = self.oldest_running() else {
             return;
         };
         let now = Instant::<Monotonic>::now().as_nanos();
         if now - started < self.timeout.as_nanos() {
-            // Not yet: the work item re-arms the timer.
+            // Not yet: the caller re-arms the timer.
             return;
         }
         let action = {
@@ -62,8 +86,40 @@ impl<D: JobQueueDriver> Inner<D> {
                     e.started.store(now, Relaxed);
                 }
             }
-            TimeoutAction::RingReset => {
-                self.drain(|idx| Some(Err(if idx == seqno { ETIMEDOUT } else { ECANCELED })));
+            TimeoutAction::RingReset => self.reset_all(seqno),
+            TimeoutAction::ResetAndReplay { guilty } => {
+                let marked = {
+                    let st = self.state.lock();
+                    let xa = self.inflight.lock();
+                    let entry = (st.oldest..st.handed)
+                        .contains(&guilty)
+                        .then(|| xa.get(guilty as usize))
+                        .flatten()
+                        .filter(|e| e.skipped.load(Relaxed) == 0);
+                    match entry {
+                        Some(e) => {
+                            // It signals `-ETIMEDOUT` when it reaches the front (now, if it is
+                            // there), whatever later reports say.
+                            e.skipped
+                                .store(super::signal::Skip::Guilty.to_raw(), Relaxed);
+                            true
+                        }
+                        None => false,
+                    }
+                };
+                if marked {
+                    self.drain(|_| None);
+                    self.restart_front_timeout();
+                } else {
+                    pr_warn!(
+                        "jobqueue (fence context {}): ResetAndReplay names job {}, which is not \
+                         on the ring: resetting the ring\n",
+                        self.ctx.context(),
+                        guilty
+                    );
+                    crate::warn_on!(true);
+                    self.reset_all(seqno);
+                }
             }
             TimeoutAction::Dead => {
                 self.as_arc_borrow().begin_teardown(Some(seqno));
@@ -71,10 +127,32 @@ impl<D: JobQueueDriver> Inner<D> {
         }
     }
 
-    /// Arms the timeout for the oldest running job. Called by the work item at the end.
+    /// A [`TimeoutAction::RingReset`] for the timed-out job `seqno`.
+    fn reset_all(&self, seqno: u64) {
+        self.drain(|idx| Some(Err(if idx == seqno { ETIMEDOUT } else { ECANCELED })));
+    }
+
+    /// Gives the oldest running job a full timeout from now (its ring was reset and replays).
+    fn restart_front_timeout(&self) {
+        let now = Instant::<Monotonic>::now().as_nanos();
+        let st = self.state.lock();
+        let xa = self.inflight.lock();
+        let front = (st.oldest..st.handed).find_map(|idx| {
+            xa.get(idx as usize)
+                .filter(|e| e.skipped.load(Relaxed) == 0)
+        });
+        if let Some(e) = front {
+            e.started.store(now, Relaxed);
+        }
+    }
+
+    /// Arms the timeout for the oldest running job. Called by the work items.
     pub(super) fn arm_timeout(self: &Arc<Self>) {
-        if self.state.lock().phase != Phase::Live {
-            return;
+        {
+            let st = self.state.lock();
+            if st.phase != Phase::Live || st.parked_since.is_some() {
+                return;
+            }
         }
         let Some((_, started)) = self.oldest_running() else {
             return;
@@ -85,12 +163,84 @@ impl<D: JobQueueDriver> Inner<D> {
             .as_millis_ceil()
             .clamp(1, i64::from(u32::MAX)) as u32;
         // A timer already pending fires no later than this one would: every later job started
-        // later. The work item re-arms when it fires early.
-        // SAFETY: The armed work item owns a reference to `self`, which owns `wq`: the
+        // later. The timeout work item re-arms when it fires early.
+        // SAFETY: The armed work item owns a reference to `self`, which owns `timeout_wq`: the
         // workqueue outlives the timer and the work it queues.
         let _ = unsafe {
-            self.wq
-                .enqueue_delayed::<Arc<Self>, 1>(self.clone(), msecs_to_jiffies(ms))
+            self.timeout_wq
+                .enqueue_delayed::<Self, 1>(self.clone(), msecs_to_jiffies(ms))
         };
+    }
+}
+
+impl<D: JobQueueDriver> JobQueue<D> {
+    /// Parks the queue: when this returns, no `run()` or `timed_out()` is executing, and
+    /// neither is called again until [`JobQueue::unpark`]. This is `drm_sched_stop()` without
+    /// the job handling, for suspend, a reset of a whole reset domain, or re-registering a
+    /// firmware context.
+    ///
+    /// Submissions are still accepted and wait. Completion reports still signal jobs the ring
+    /// was given. The timeout of the oldest running job is paused: after `unpark()` it runs
+    /// for the time it had left, so a job does not time out because the device was suspended.
+    /// Teardown still works: a parked queue that is killed or dropped calls
+    /// [`JobQueueDriver::stop`] and cancels its jobs. Parking a parked queue does nothing.
+    ///
+    /// The queue's workqueues are not freezable: fence signalling work must go on while the
+    /// system freezes tasks (suspend itself may wait for fences, to evict memory). A driver
+    /// parks its queues from its suspend callback and unparks them on resume.
+    ///
+    /// # Context
+    ///
+    /// Process context; may sleep (waits for a `run()` or `timed_out()` in progress). Not from
+    /// a [`JobQueueDriver`] method.
+    pub fn park(&self) {
+        let inner = &self.inner;
+        let _driver = inner.driver_lock.lock();
+        let mut st = inner.state.lock();
+        if st.parked_since.is_none() {
+            // INVARIANT: Set under `driver_lock`: no driver call is executing, and the work
+            // items check this under `driver_lock` before each call.
+            st.parked_since = Some(Instant::<Monotonic>::now().as_nanos());
+        }
+        drop(st);
+        // A pending timer would only find the queue parked.
+        DelayedWork::<Inner<D>, 1>::cancel(inner);
+    }
+
+    /// Unparks the queue ([`JobQueue::park`]): waiting jobs run again, and the oldest running
+    /// job's timeout resumes with the time it had left. Unparking a queue that is not parked
+    /// does nothing.
+    ///
+    /// # Context
+    ///
+    /// Callable wherever a `spinlock_t` may be taken.
+    pub fn unpark(&self) {
+        let inner = &self.inner;
+        {
+            let mut st = inner.state.lock();
+            let Some(since) = st.parked_since.take() else {
+                return;
+            };
+            let now = Instant::<Monotonic>::now().as_nanos();
+            // Only the oldest running job's start counts for the timeout (later jobs restart
+            // theirs when they reach the front): move it by the time it spent parked.
+            let xa = inner.inflight.lock();
+            let front = (st.oldest..st.handed).find_map(|idx| {
+                xa.get(idx as usize)
+                    .filter(|e| e.skipped.load(Relaxed) == 0)
+            });
+            if let Some(e) = front {
+                let started = e.started.load(Relaxed);
+                e.started
+                    .store(started + (now - started.max(since)), Relaxed);
+            }
+        }
+        inner.as_arc_borrow().kick();
+        inner.arm_timeout();
+    }
+
+    /// Returns whether the queue is parked.
+    pub fn is_parked(&self) -> bool {
+        self.inner.state.lock().parked_since.is_some()
     }
 }

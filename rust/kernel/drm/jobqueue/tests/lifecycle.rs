@@ -30,10 +30,28 @@ struct LifeRing {
     violations: Atomic<u32>,
     ran: Atomic<u64>,
     timeouts: Atomic<u32>,
+    /// If set, shared by the rings of one reset domain: the number of their `timed_out()`
+    /// calls executing right now.
+    domain: Option<Arc<Atomic<u32>>>,
+    /// If set, the next `timed_out()` answers `ResetAndReplay` naming its job (and clears it).
+    replay: Atomic<u32>,
 }
 
 impl LifeRing {
     fn new(run_delay_us: i64, timeout_action: TimeoutAction) -> Result<Arc<Self>> {
+        Self::with_domain(run_delay_us, timeout_action, None)
+    }
+
+    /// A ring of the reset domain `domain`, whose `timed_out()` sleeps `delay_us`.
+    fn in_domain(delay_us: i64, domain: &Arc<Atomic<u32>>) -> Result<Arc<Self>> {
+        Self::with_domain(delay_us, TimeoutAction::Progressing, Some(domain.clone()))
+    }
+
+    fn with_domain(
+        run_delay_us: i64,
+        timeout_action: TimeoutAction,
+        domain: Option<Arc<Atomic<u32>>>,
+    ) -> Result<Arc<Self>> {
         Ok(Arc::new(
             Self {
                 run_delay_us,
@@ -45,6 +63,8 @@ impl LifeRing {
                 violations: Atomic::new(0),
                 ran: Atomic::new(0),
                 timeouts: Atomic::new(0),
+                domain,
+                replay: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -128,12 +148,26 @@ impl JobQueueDriver for LifeDriver {
         drop(job);
     }
 
-    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
+    fn timed_out(&self, seqno: u64) -> TimeoutAction {
         let r = &self.ring;
+        if r.replay.xchg(0, Relaxed) != 0 {
+            r.enter();
+            r.timeouts.fetch_add(1, Relaxed);
+            r.leave();
+            return TimeoutAction::ResetAndReplay { guilty: seqno };
+        }
         r.enter();
         r.timeouts.fetch_add(1, Relaxed);
+        if let Some(d) = &r.domain {
+            if d.fetch_add(1, Relaxed) != 0 {
+                r.violation("two timeout handlers of one reset domain ran at once");
+            }
+        }
         if r.run_delay_us > 0 {
             fsleep(Delta::from_micros(r.run_delay_us));
+        }
+        if let Some(d) = &r.domain {
+            d.fetch_sub(1, Relaxed);
         }
         r.leave();
         r.timeout_action
@@ -148,12 +182,22 @@ impl JobQueueDriver for LifeDriver {
 }
 
 fn life_queue(ring: &Arc<LifeRing>, capacity: u32, timeout_ms: i64) -> Result<Arc<LifeQueue>> {
+    life_queue_on(ring, capacity, timeout_ms, &test_wqs()?)
+}
+
+fn life_queue_on(
+    ring: &Arc<LifeRing>,
+    capacity: u32,
+    timeout_ms: i64,
+    wqs: &JobQueueWorkqueues,
+) -> Result<Arc<LifeQueue>> {
     let q = JobQueue::new(
         LifeDriver { ring: ring.clone() },
         c"jobqueue-test",
         c"life-ring",
         capacity,
         Delta::from_millis(timeout_ms),
+        wqs,
     )?;
     Ok(Arc::new(q, GFP_KERNEL)?)
 }
@@ -450,6 +494,120 @@ mod lifecycle {
         wait(&done)?;
         assert_eq!(done.status(), Some(Err(ECANCELED)));
         assert!(ring.wait_dropped(5000));
+        Ok(())
+    }
+
+    /// Queues sharing one ordered timeout workqueue form a reset domain: their timeout
+    /// handlers never run at once, while their jobs run side by side.
+    #[test]
+    fn shared_timeout_wq_serialises_resets() -> Result {
+        let wqs = test_wqs()?;
+        assert!(wqs.timeout.is_ordered() && !wqs.submit.is_ordered());
+        let domain = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let mut rings = KVec::new();
+        let mut queues = KVec::new();
+        let mut fences = KVec::new();
+        for _ in 0..4 {
+            let ring = LifeRing::in_domain(500, &domain)?;
+            let q = life_queue_on(&ring, 8, 1, &wqs)?;
+            for _ in 0..4 {
+                fences.push(submit(&q, &[])?, GFP_KERNEL)?;
+            }
+            rings.push(ring, GFP_KERNEL)?;
+            queues.push(q, GFP_KERNEL)?;
+        }
+        for r in rings.iter() {
+            wait_for(5000, || r.timeouts.load(Relaxed) >= 3);
+            assert!(r.timeouts.load(Relaxed) >= 3);
+        }
+        for q in queues.iter() {
+            q.complete(u64::MAX, Ok(()));
+        }
+        for f in fences.iter() {
+            wait(f)?;
+        }
+        for r in rings.iter() {
+            assert_eq!(r.violations.load(Relaxed), 0);
+        }
+        Ok(())
+    }
+
+    /// A parked queue calls neither `run()` nor `timed_out()`, keeps accepting jobs, and
+    /// pauses the running job's timeout; unparking runs the waiting jobs and resumes the
+    /// timeout.
+    #[test]
+    fn park_holds_run_and_timeout() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 8, 200)?;
+        let first = submit(&q, &[])?;
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 1));
+        q.park();
+        assert!(q.is_parked());
+        let later = [submit(&q, &[])?, submit(&q, &[])?];
+        // Three times the timeout: nothing runs, nothing times out.
+        fsleep(Delta::from_millis(600));
+        assert_eq!(ring.ran.load(Relaxed), 1);
+        assert_eq!(ring.timeouts.load(Relaxed), 0);
+        assert!(!first.is_signaled() && !later[0].is_signaled());
+        assert_eq!(q.stats().pending, 2);
+        q.unpark();
+        assert!(!q.is_parked());
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 3));
+        // The first job's timeout goes on from where it was parked.
+        assert!(wait_for(5000, || ring.timeouts.load(Relaxed) > 0));
+        q.complete(u64::MAX, Ok(()));
+        wait(&first)?;
+        for f in later.iter() {
+            wait(f)?;
+            assert_eq!(f.status(), Some(Ok(())));
+        }
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// `ResetAndReplay`: only the guilty job gets `-ETIMEDOUT`; the jobs behind it stay in
+    /// flight, get a fresh timeout, and complete normally when the driver reports them.
+    #[test]
+    fn reset_and_replay_keeps_innocent_jobs() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        ring.replay.store(1, Relaxed);
+        let q = life_queue(&ring, 8, 300)?;
+        let jobs = [submit(&q, &[])?, submit(&q, &[])?, submit(&q, &[])?];
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 3));
+        wait(&jobs[0])?;
+        assert_eq!(jobs[0].status(), Some(Err(ETIMEDOUT)));
+        assert!(!jobs[1].is_signaled() && !jobs[2].is_signaled());
+        assert_eq!(q.stats().in_flight, 2);
+        // The driver replays them and reports them done.
+        q.complete(jobs[2].seqno(), Ok(()));
+        for f in jobs[1..].iter() {
+            wait(f)?;
+            assert_eq!(f.status(), Some(Ok(())));
+        }
+        let st = q.stats();
+        assert_eq!((st.timed_out, st.completed, st.credits_in_use), (1, 2, 0));
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// Killing a parked queue stops the ring and cancels its jobs.
+    #[test]
+    fn kill_parked_queue() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 8, 10_000)?;
+        let ran = submit(&q, &[])?;
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 1));
+        q.park();
+        let waiting = submit(&q, &[])?;
+        q.kill();
+        ring.killed.store(1, Relaxed);
+        assert_eq!(ring.stopped.load(Relaxed), 1);
+        wait(&ran)?;
+        wait(&waiting)?;
+        assert_eq!(ran.status(), Some(Err(ECANCELED)));
+        assert_eq!(waiting.status(), Some(Err(ECANCELED)));
+        assert_eq!(ring.ran.load(Relaxed), 1);
+        assert_eq!(ring.violations.load(Relaxed), 0);
         Ok(())
     }
 
