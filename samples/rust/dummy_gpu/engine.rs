@@ -3,8 +3,8 @@
 //! The emulated GPU: one engine per ring.
 //!
 //! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. Its
-//! "shader core" is a work item on the device's execution workqueue (`WQ_MEM_RECLAIM`, inside a
-//! fence signalling section): it runs the commands of each job on the buffer objects, in
+//! "shader core" is a work item on the device's execution workqueue (a [`FenceWorkqueue`]: it
+//! runs inside a fence signalling section): it runs the commands of each job on the buffer objects, in
 //! process context, for as long as they take (one job may write 1 GiB). A job takes at least
 //! its busy time; once it has executed and is due, the engine's completion "interrupt" (an
 //! hrtimer in the default, non-hard mode) reports it to the queue with [`JobQueue::complete`],
@@ -28,7 +28,9 @@
 use kernel::{
     dma_buf::{
         Fence,
-        SignallingSection, //
+        FenceWorkqueue,
+        SignallingSection,
+        SignallingWorkItem, //
     },
     drm::jobqueue::{
         JobQueue,
@@ -73,7 +75,6 @@ use kernel::{
     workqueue::{
         self,
         impl_has_work,
-        OwnedQueue,
         Work,
         WorkItem, //
     },
@@ -233,9 +234,12 @@ pub(crate) struct Engine {
     #[pin]
     exec_work: Work<Engine, 1>,
     /// The device's execution workqueue, which runs `exec_work`.
-    exec_wq: Arc<OwnedQueue>,
+    exec_wq: Arc<FenceWorkqueue>,
     /// Raised by [`Engine::halt`]: the shader core abandons the job it executes.
     abort: Atomic<u32>,
+    /// Set while the device is suspended ([`Engine::pause`]): the shader core takes no job,
+    /// and no interrupt fires.
+    paused: Atomic<u32>,
     /// The engine's time origin: job due times are nanoseconds since then.
     epoch: Instant<Monotonic>,
     executed: Atomic<u64>,
@@ -256,8 +260,8 @@ impl_has_work! {
 }
 
 impl Engine {
-    /// Creates an engine whose shader core runs on `exec_wq`, a `WQ_MEM_RECLAIM` workqueue.
-    pub(crate) fn new(exec_wq: Arc<OwnedQueue>) -> Result<Arc<Self>> {
+    /// Creates an engine whose shader core runs on `exec_wq`.
+    pub(crate) fn new(exec_wq: Arc<FenceWorkqueue>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 timer <- HrTimer::new(),
@@ -274,6 +278,7 @@ impl Engine {
                 exec_work <- new_work!("dummy_gpu::Engine::exec_work"),
                 exec_wq,
                 abort: Atomic::new(0),
+                paused: Atomic::new(0),
                 epoch: Instant::now(),
                 executed: Atomic::new(0),
                 irqs: Atomic::new(0),
@@ -324,6 +329,26 @@ impl Engine {
         Self::kick_retire(self.as_arc_borrow());
     }
 
+    /// Suspends the engine: the shader core finishes the job it is executing and takes no
+    /// other, and the interrupt is cancelled, so nothing executes or completes until
+    /// [`Self::resume`]. The caller parked the queue first, so `run()` is not called either.
+    /// Process context; may sleep.
+    pub(crate) fn pause(self: &Arc<Self>) {
+        self.paused.store(1, Relaxed);
+        Work::<Self, 1>::cancel_sync(self);
+        let timer = self.hw.lock().timer.take();
+        drop(timer);
+        // INVARIANT: The timer is cancelled; the shader core re-arms it on resume.
+        self.hw.lock().timer_armed = false;
+    }
+
+    /// Resumes a paused engine: the shader core goes on with the ring, and the interrupt
+    /// reports the jobs that executed before the pause.
+    pub(crate) fn resume(self: &Arc<Self>) {
+        self.paused.store(0, Relaxed);
+        let _ = self.exec_wq.enqueue::<Self, 1>(self.clone());
+    }
+
     /// Stops the ring for good (the queue's [`JobQueueDriver::stop`]); see [`Self::halt`].
     fn stop(self: &Arc<Self>) {
         self.halt();
@@ -355,20 +380,31 @@ impl Engine {
             hw.jobs.push_back(job);
         }
         // Already queued or running is fine: the shader core empties the ring.
-        let _ = self.exec_wq.enqueue::<Arc<Self>, 1>(self.clone());
+        let _ = self.exec_wq.enqueue::<Self, 1>(self.clone());
     }
 
     /// The shader core: executes the jobs on the ring in order, hands them to the interrupt,
-    /// and stops at a hung job or when halted.
+    /// and stops at a hung job or when halted. On the fence signalling path (`exec_work` is a
+    /// [`SignallingWorkItem`]): lockdep checks that nothing here allocates or waits for anything
+    /// that might.
     fn execute_ring(self: &Arc<Self>) {
-        // On the fence signalling path: lockdep checks that nothing here allocates or waits
-        // for anything that might.
-        let _section = SignallingSection::begin();
+        if self.paused.load(Relaxed) != 0 {
+            return;
+        }
+        // After a pause: jobs that executed before it wait for the interrupt.
+        let start = {
+            let mut hw = self.hw.lock();
+            hw.executed.iter().next().is_some() && !core::mem::replace(&mut hw.timer_armed, true)
+        };
+        if start {
+            self.start_timer();
+        }
         loop {
             let job = {
                 let mut hw = self.hw.lock();
+                let go = self.abort.load(Relaxed) == 0 && self.paused.load(Relaxed) == 0;
                 match hw.jobs.iter().next() {
-                    Some(j) if !j.hang && self.abort.load(Relaxed) == 0 => hw.jobs.pop_front(),
+                    Some(j) if go && !j.hang => hw.jobs.pop_front(),
                     _ => None,
                 }
             };
@@ -417,7 +453,7 @@ impl Engine {
     fn pop_due(&self, now: i64) -> Option<ListArc<GpuJob>> {
         let mut hw = self.hw.lock();
         match hw.executed.iter().next() {
-            Some(j) if j.due.load(Relaxed) <= now => hw.jobs.pop_front(),
+            Some(j) if j.due.load(Relaxed) <= now => hw.executed.pop_front(),
             _ => None,
         }
     }
@@ -439,7 +475,7 @@ impl Engine {
 
     fn kick_retire(this: ArcBorrow<'_, Self>) {
         // Already queued is fine: the running work empties the whole list.
-        let _ = workqueue::system_dfl().enqueue(Arc::from(this));
+        let _ = workqueue::system_dfl().enqueue::<Arc<Self>, 0>(Arc::from(this));
     }
 
     /// Releases finished jobs. Process context.
@@ -451,6 +487,31 @@ impl Engine {
                 None => break,
             }
         }
+    }
+
+    /// The ring hung on job `guilty`: if that is the hung job at the head of the ring, waits
+    /// for the shader core to stop, drops that job and replays the ones behind it, which have
+    /// not executed. Returns `false`, changing nothing, otherwise.
+    fn reset_replay(self: &Arc<Self>, guilty: u64) -> bool {
+        // The shader core stops at the hung job by itself; this only waits for it to get
+        // there (`run()` is not called meanwhile: the queue holds its driver lock).
+        Work::<Self, 1>::cancel_sync(self);
+        let job = {
+            let mut hw = self.hw.lock();
+            match hw.jobs.iter().next() {
+                Some(j) if j.hang && j.seqno.load(Relaxed) == guilty => hw.jobs.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(job) = job else {
+            return false;
+        };
+        self.retired.lock().push_back(job);
+        self.resets.fetch_add(1, Relaxed);
+        Self::kick_retire(self.as_arc_borrow());
+        // Replay what is behind it.
+        let _ = self.exec_wq.enqueue::<Self, 1>(self.clone());
+        true
     }
 
     /// The ring hung: reset it (see [`Self::halt`]).
@@ -505,11 +566,14 @@ impl WorkItem for Engine {
     }
 }
 
-impl WorkItem<1> for Engine {
+impl SignallingWorkItem<1> for Engine {
     type Pointer = Arc<Self>;
 
-    fn run(this: Arc<Self>) {
+    fn run(this: Arc<Self>, section: SignallingSection) {
         this.execute_ring();
+        // Outside the section: this may be the last reference to the engine.
+        drop(section);
+        drop(this);
     }
 }
 
@@ -525,8 +589,14 @@ impl JobQueueDriver for Ring {
         self.engine.push(job, seqno);
     }
 
-    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
-        // The only way a job of this GPU hangs is the HANG test hook: reset the ring and go on.
+    fn timed_out(&self, seqno: u64) -> TimeoutAction {
+        // The only way a job of this GPU hangs is the HANG test hook. Reset the ring, drop the
+        // hung job and replay the others, which never executed (the shader core stops at a
+        // hung job).
+        if self.engine.reset_replay(seqno) {
+            return TimeoutAction::ResetAndReplay { guilty: seqno };
+        }
+        // Not a hung job at the head (a job slower than the timeout): reset everything.
         self.engine.reset();
         TimeoutAction::RingReset
     }

@@ -17,9 +17,12 @@
 use core::fmt;
 use kernel::{
     bindings, debugfs, device,
-    dma_buf::sync_file::{
-        import_sync_file,
-        SyncFile, //
+    dma_buf::{
+        sync_file::{
+            import_sync_file,
+            SyncFile, //
+        },
+        FenceWorkqueue, //
     },
     drm::{
         self,
@@ -27,7 +30,8 @@ use kernel::{
         ioctl,
         jobqueue::{
             JobQueue,
-            JobQueueStats, //
+            JobQueueStats,
+            JobQueueWorkqueues, //
         },
         syncobj::SyncObj,
         Registered, //
@@ -57,10 +61,6 @@ use kernel::{
         UserSlice, //
     },
     uapi,
-    workqueue::{
-        self,
-        OwnedQueue, //
-    },
 };
 
 mod engine;
@@ -169,12 +169,40 @@ pub(crate) struct Shared {
     #[pin]
     draining: Mutex<KVec<(usize, Arc<JobQueue<Ring>>, EngineStats)>>,
     files_opened: Atomic<u64>,
-    /// Runs the engines' shader cores. `WQ_MEM_RECLAIM`: they are on the fence signalling path,
-    /// and the queues' work items wait for them when a ring stops.
-    exec_wq: Arc<OwnedQueue>,
+    /// Runs the engines' shader cores: they are on the fence signalling path, and the queues'
+    /// work items wait for them when a ring stops.
+    exec_wq: Arc<FenceWorkqueue>,
+    /// The workqueues of all the rings' queues. The device is one reset domain: its ordered
+    /// timeout workqueue resets one ring at a time.
+    wqs: JobQueueWorkqueues,
+    /// Whether the emulated device is suspended (debugfs `suspend`). Changed, and read by new
+    /// files, under `files`.
+    suspended: Atomic<u32>,
 }
 
 impl Shared {
+    /// Suspends (`true`) or resumes the emulated device: every ring's queue is parked, then
+    /// its engine paused; resuming goes the other way round. While suspended nothing runs,
+    /// executes or completes, and no job times out; submissions wait.
+    fn set_suspended(&self, suspend: bool) {
+        let files = self.files.lock();
+        if (self.suspended.load(Relaxed) != 0) == suspend {
+            return;
+        }
+        for fr in files.iter() {
+            for r in fr.rings.iter() {
+                if suspend {
+                    r.queue.park();
+                    r.engine.pause();
+                } else {
+                    r.engine.resume();
+                    r.queue.unpark();
+                }
+            }
+        }
+        self.suspended.store(u32::from(suspend), Relaxed);
+    }
+
     fn fold_closed(&self, i: usize, q: &JobQueueStats, e: &EngineStats) {
         if let Some(t) = self.closed.lock().get_mut(i) {
             t.add(q, e);
@@ -237,6 +265,7 @@ impl FileRings {
                 &name,
                 shared.credits,
                 shared.timeout,
+                &shared.wqs,
             )?;
             let queue = Arc::new(queue, GFP_KERNEL)?;
             engine.attach(queue.clone());
@@ -308,7 +337,17 @@ impl drm::file::DriverFile for File {
     fn open(dev: &DummyGpuDevice) -> Result<Pin<KBox<Self>>> {
         let shared: &Arc<Shared> = dev;
         let rings = FileRings::new(shared)?;
-        shared.files.lock().push(rings.clone(), GFP_KERNEL)?;
+        {
+            let mut files = shared.files.lock();
+            files.push(rings.clone(), GFP_KERNEL)?;
+            if shared.suspended.load(Relaxed) != 0 {
+                // Opened while the device is suspended: its rings wait for the resume.
+                for r in rings.rings.iter() {
+                    r.queue.park();
+                    r.engine.pause();
+                }
+            }
+        }
         KBox::pin_init(
             try_pin_init!(File {
                 rings,
@@ -540,6 +579,33 @@ impl File {
     }
 }
 
+/// The debugfs `suspend` file: reads `0` or `1`; writing `1` suspends the emulated device,
+/// `0` resumes it (see [`Shared::set_suspended`]).
+struct SuspendCtl(Arc<Shared>);
+
+impl fmt::Debug for SuspendCtl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.suspended.load(Relaxed))
+    }
+}
+
+impl debugfs::Reader for SuspendCtl {
+    fn read_from_slice(&self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+        let mut buf = [0u8; 4];
+        let n = reader.len();
+        if n == 0 || n > buf.len() {
+            return Err(EINVAL);
+        }
+        reader.read_slice(&mut buf[..n])?;
+        match core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?.trim() {
+            "1" => self.0.set_suspended(true),
+            "0" => self.0.set_suspended(false),
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+}
+
 /// The debugfs view of the rings' counters.
 struct RingsView(Arc<Shared>);
 
@@ -609,6 +675,7 @@ struct DummyGpuModule {
     shared: Arc<Shared>,
     // Field order is drop order: the debugfs file, then the DRM device, then its parent.
     _rings_file: Pin<KBox<debugfs::File<RingsView>>>,
+    _suspend_file: Pin<KBox<debugfs::File<SuspendCtl>>>,
     _debugfs: debugfs::Dir,
     drm: Option<drm::Registration<'static, DummyGpu>>,
     faux: KBox<faux::Registration>,
@@ -630,14 +697,8 @@ impl kernel::Module for DummyGpuModule {
         for _ in 0..rings {
             closed.push(RingTotals::default(), GFP_KERNEL)?;
         }
-        let exec_wq = Arc::new(
-            OwnedQueue::new(
-                c"dummy_gpu_exec",
-                workqueue::flags::MEM_RECLAIM | workqueue::flags::UNBOUND,
-                0,
-            )?,
-            GFP_KERNEL,
-        )?;
+        let exec_wq = FenceWorkqueue::new(c"dummy_gpu-exec")?;
+        let wqs = JobQueueWorkqueues::new(c"dummy_gpu")?;
         let shared = Arc::pin_init(
             pin_init!(Shared {
                 rings,
@@ -648,6 +709,8 @@ impl kernel::Module for DummyGpuModule {
                 draining <- new_mutex!(KVec::new()),
                 files_opened: Atomic::new(0),
                 exec_wq,
+                wqs,
+                suspended: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -669,10 +732,15 @@ impl kernel::Module for DummyGpuModule {
             debugfs.read_only_file(c"rings", RingsView(shared.clone())),
             GFP_KERNEL,
         )?;
+        let suspend_file = KBox::pin_init(
+            debugfs.read_write_file(c"suspend", SuspendCtl(shared.clone())),
+            GFP_KERNEL,
+        )?;
         pr_info!("dummy_gpu: {rings} rings per file, {credits} credits, timeout {timeout_ms} ms\n");
         Ok(Self {
             shared,
             _rings_file: rings_file,
+            _suspend_file: suspend_file,
             _debugfs: debugfs,
             drm: Some(reg),
             faux,
