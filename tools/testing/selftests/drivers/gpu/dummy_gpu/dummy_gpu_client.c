@@ -23,6 +23,7 @@
  * --no-sw-sync, --procs N, --ioctls N, --kills N, --closes-per-1000k N.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -57,6 +58,7 @@ struct sw_sync_create_fence_data {
 #define SW_SYNC_IOC_INC _IOW('W', 1, __u32)
 #define SW_SYNC_PATH "/sys/kernel/debug/sync/sw_sync"
 #define DEBUGFS_RINGS "/sys/kernel/debug/dummy_gpu/rings"
+#define DEBUGFS_SUSPEND "/sys/kernel/debug/dummy_gpu/suspend"
 
 static struct {
 	const char *mode;
@@ -841,7 +843,10 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 	s.in = NULL;
 	s.nin = 0;
 
-	/* A job that hangs times out; the ring recovers. */
+	/*
+	 * A job that hangs times out; the ring is reset and the innocent job
+	 * behind it, which had not executed, is replayed (word0 was 0x4444).
+	 */
 	s.flags = DUMMY_GPU_SUBMIT_HANG;
 	s.ring = 0;
 	fd = submit(drm_fd, &s);
@@ -852,9 +857,10 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 	i = fd2 >= 0 ? status_of(fd2, 4 * dev_timeout_ms + 1000) : fd2;
 	fd2 >= 0 ? close(fd2) : 0;
 	fd2 = submit(drm_fd, &s);
-	ok = st == -ETIMEDOUT && i == -ECANCELED && fd2 >= 0 && status_of(fd2, 5000) == 1;
-	check(ok, "submit: hung job gets -ETIMEDOUT, ring recovers",
-	      "hung %d, behind it %d, after reset %d", st, i,
+	ok = st == -ETIMEDOUT && i == 1 && map[0] == 0x5555 && fd2 >= 0 &&
+	     status_of(fd2, 5000) == 1;
+	check(ok, "submit: hung job gets -ETIMEDOUT, the job behind it is replayed",
+	      "hung %d, behind it %d (word0 %#x), after reset %d", st, i, map[0],
 	      fd2 >= 0 ? fence_info(fd2, NULL, NULL, NULL) : fd2);
 	if (fd >= 0)
 		close(fd);
@@ -1024,6 +1030,140 @@ static void write_file(const char *path, const char *val)
 			fprintf(stderr, "%s: %s\n", path, strerror(errno));
 		close(fd);
 	}
+}
+
+/*
+ * Suspends the emulated device (debugfs) while one job is on the ring and
+ * submits another: while suspended, for more than twice the job timeout,
+ * nothing completes, the new job does not execute and nothing times out;
+ * after resume both complete with the right buffer contents.
+ */
+static void test_suspend(uint32_t bo, uint32_t *map)
+{
+	struct drm_dummy_gpu_cmd c1 = fill(bo, 0, 4, 0x5151), c2 = fill(bo, 4, 4, 0x5252);
+	struct submit s = { .cmds = &c1, .ncmds = 1, .credits = 1, .busy_us = 100000 };
+	struct totals before, after;
+	int fd1, fd2, st1, st2, ok, have;
+	uint32_t w1;
+
+	/* The map is read-only; the words hold earlier values, not these. */
+	have = read_totals(&before);
+	fd1 = submit(drm_fd, &s);
+	usleep(20000);
+	write_file(DEBUGFS_SUSPEND, "1");
+	s.cmds = &c2;
+	s.busy_us = 0;
+	fd2 = submit(drm_fd, &s);
+	usleep((2 * dev_timeout_ms + 300) * 1000);
+	st1 = fd1 >= 0 ? fence_info(fd1, NULL, NULL, NULL) : fd1;
+	st2 = fd2 >= 0 ? fence_info(fd2, NULL, NULL, NULL) : fd2;
+	w1 = map[1];
+	check(st1 == 0 && st2 == 0 && w1 != 0x5252,
+	      "suspend: nothing completes or runs while the device is suspended",
+	      "statuses %d %d, word1 %#x", st1, st2, w1);
+	write_file(DEBUGFS_SUSPEND, "0");
+	st1 = fd1 >= 0 ? status_of(fd1, 5000) : fd1;
+	st2 = fd2 >= 0 ? status_of(fd2, 5000) : fd2;
+	ok = have && read_totals(&after) && after.timed_out == before.timed_out;
+	check(st1 == 1 && st2 == 1 && map[0] == 0x5151 && map[1] == 0x5252 && ok,
+	      "suspend: after resume everything completes, nothing timed out",
+	      "statuses %d %d, words %#x %#x, timed out %" PRIu64 " -> %" PRIu64, st1, st2,
+	      map[0], map[1], before.timed_out, have ? after.timed_out : 0);
+	if (fd1 >= 0)
+		close(fd1);
+	if (fd2 >= 0)
+		close(fd2);
+}
+
+/*
+ * Kernel threads other than kworkers (whose number the workqueue code changes
+ * on demand): a workqueue with WQ_MEM_RECLAIM adds a rescuer thread named
+ * after it. Returns -1 if /proc cannot be read.
+ */
+static int count_kthreads(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[64], buf[256], *name, *rp;
+		int ppid = -1;
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			name = strchr(buf, '(');
+			rp = strrchr(buf, ')');
+			if (name && rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == 2 &&
+			    strncmp(name + 1, "kworker/", 8))
+				n++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Opens @n files (each with its rings: dev_rings queues) and runs one job on
+ * every ring of every file, keeping all files open, then closes them. The
+ * queues share the device's workqueues: no kernel thread is added, and none
+ * is left behind. (Out-fences are closed as they signal: the default hard
+ * limit of open files is 4096.)
+ */
+static void test_many_files(int n)
+{
+	int *fds = calloc(n, sizeof(*fds)), out[16];
+	int k0 = count_kthreads(), k1 = -1, k2, opened = 0, done = 0, i, r;
+	struct drm_dummy_gpu_cmd c;
+	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1 };
+	uint32_t *bos = calloc(n, sizeof(*bos));
+	uint64_t t0 = now_ns();
+
+	if (!fds || !bos || dev_rings > 16) {
+		check(0, "scale: many files", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		fds[i] = open_device();
+		if (fds[i] < 0 || bo_create(fds[i], 4096, &bos[i]))
+			break;
+		opened++;
+		c = fill(bos[i], 0, 64, i);
+		for (r = 0; r < (int)dev_rings; r++) {
+			s.ring = r;
+			out[r] = submit(fds[i], &s);
+		}
+		for (r = 0; r < (int)dev_rings; r++) {
+			if (out[r] >= 0 && status_of(out[r], 10000) == 1)
+				done++;
+			if (out[r] >= 0)
+				close(out[r]);
+		}
+	}
+	k1 = count_kthreads();
+	for (i = 0; i < opened; i++)
+		close(fds[i]);
+	k2 = count_kthreads();
+	check(opened == n && done == n * (int)dev_rings,
+	      "scale: 1,000 files with all their rings run a job each",
+	      "opened %d of %d, %d of %d jobs done", opened, n, done, n * dev_rings);
+	check(k0 >= 0 && k1 == k0 && k2 == k0,
+	      "scale: the queues add no kernel thread, and leave none",
+	      "kernel threads (no kworkers) %d before, %d with %d files open, %d after", k0,
+	      k1, opened, k2);
+	printf("# scale: %d files x %u rings in %" PRIu64 " ms, %d kernel threads\n", opened,
+	       dev_rings, (now_ns() - t0) / 1000000, k0);
+	free(fds);
+	free(bos);
 }
 
 /*
@@ -1217,6 +1357,8 @@ static int test(void)
 	      before.submitted, after.submitted);
 
 	test_success_paths(bo, map);
+	test_suspend(bo, map);
+	test_many_files(1000);
 	/* Let GFP_KERNEL allocations fail too; quietly. */
 	write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
 	write_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N");
