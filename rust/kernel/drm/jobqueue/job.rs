@@ -80,6 +80,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
             JobMeta {
                 credits,
                 started: Atomic::new(0),
+                ran_at: Atomic::new(0),
                 skipped: Atomic::new(0),
             },
             flags,

@@ -258,8 +258,11 @@ pub trait JobQueueDriver: Send + Sync + 'static {
 struct JobMeta {
     /// Credits the job occupies while it runs.
     credits: u32,
-    /// When the job was handed to the ring (monotonic ns); restarted by `Progressing`.
+    /// When the job was handed to the ring (monotonic ns); restarted by `Progressing`, by
+    /// progress of the ring and by `unpark()`: the start of its timeout.
     started: Atomic<i64>,
+    /// When the job was handed to the ring (monotonic ns), for the ring time.
+    ran_at: Atomic<i64>,
     /// Nonzero if the job will not run: the (negative) error its fence signals with.
     skipped: Atomic<i32>,
 }
@@ -313,6 +316,8 @@ struct State {
     next_to_run: u64,
     next_seqno: u64,
     credits_in_use: u32,
+    /// When the last job that ran signalled (monotonic ns), for the ring time.
+    last_finish: i64,
     /// The done fence of the last job submitted, for [`JobQueue::flush`].
     last_submitted: Option<ARef<Fence>>,
     stats: JobQueueStats,
@@ -557,6 +562,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
             next_to_run: 1,
             next_seqno: 1,
             credits_in_use: 0,
+            last_finish: 0,
             last_submitted: None,
             stats: JobQueueStats::default(),
         };

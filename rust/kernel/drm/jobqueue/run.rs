@@ -118,6 +118,7 @@ impl<D: JobQueueDriver> Inner<D> {
             None => {
                 let now = Instant::<Monotonic>::now().as_nanos();
                 fence.data().started.store(now, Relaxed);
+                fence.data().ran_at.store(now, Relaxed);
             }
         }
         if let Err(e) = self

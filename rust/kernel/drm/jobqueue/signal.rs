@@ -105,6 +105,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 };
                 let skip = Skip::from_raw(entry.skipped.load(Relaxed));
                 let credits = entry.credits;
+                let ran_at = entry.ran_at.load(Relaxed);
                 let res = match skip {
                     Some(s) => Err(s.error()),
                     None => match decide(idx) {
@@ -126,6 +127,12 @@ impl<D: JobQueueDriver> Inner<D> {
                     None | Some(Skip::Guilty) => {
                         st.credits_in_use -= credits;
                         st.stats.count(res);
+                        // Ring time: jobs finish in order, so the ring held this one from
+                        // when it ran or the one before it finished, whichever is later.
+                        let now = Instant::<Monotonic>::now().as_nanos();
+                        let from = ran_at.max(st.last_finish);
+                        st.stats.busy_ns += now.saturating_sub(from).max(0) as u64;
+                        st.last_finish = now;
                     }
                     Some(Skip::Cancelled) => st.stats.cancelled += 1,
                     Some(_) => st.stats.errored += 1,

@@ -59,6 +59,11 @@ pub struct JobQueueStats {
     pub cancelled: u64,
     /// Jobs taken from the pending set whose fence has not signalled yet.
     pub in_flight: u64,
+    /// Ring time of the jobs that ran and have signalled, in nanoseconds: the time during
+    /// which the ring held at least one of them (from `run()` to the signal of its done
+    /// fence, overlaps counted once). This is the `drm-engine-<ring>` value of
+    /// `Documentation/gpu/drm-usage-stats.rst`.
+    pub busy_ns: u64,
     /// Submitted jobs not started yet.
     pub pending: u64,
     /// Credits held by running jobs.
@@ -74,6 +79,7 @@ impl core::ops::AddAssign for JobQueueStats {
         self.timed_out += o.timed_out;
         self.cancelled += o.cancelled;
         self.in_flight += o.in_flight;
+        self.busy_ns += o.busy_ns;
         self.pending += o.pending;
         self.credits_in_use += o.credits_in_use;
     }

@@ -590,6 +590,34 @@ mod lifecycle {
         Ok(())
     }
 
+    /// The queue's ring time counts the time during which the ring held a job, overlapping
+    /// jobs once; jobs that did not run count nothing.
+    #[test]
+    fn busy_time_counts_overlap_once() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 8, 10_000)?;
+        let t0 = crate::time::Instant::<crate::time::Monotonic>::now();
+        let a = submit(&q, &[])?;
+        let b = submit(&q, &[])?;
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 2));
+        fsleep(Delta::from_millis(50));
+        q.complete(b.seqno(), Ok(()));
+        wait(&a)?;
+        wait(&b)?;
+        let elapsed = t0.elapsed().as_nanos() as u64;
+        let busy = q.stats().busy_ns;
+        pr_info!("busy_time: {busy} ns of ring time in {elapsed} ns\n");
+        assert!(busy >= 50_000_000 && busy <= elapsed);
+        // A job whose dependency failed does not run and adds nothing.
+        let fctx = foreign()?;
+        let dep = foreign_fence(&fctx)?;
+        let failed = submit(&q, &[dep.fence()])?;
+        let _ = dep.signal(Err(EIO));
+        wait(&failed)?;
+        assert_eq!(q.stats().busy_ns, busy);
+        Ok(())
+    }
+
     /// Killing a parked queue stops the ring and cancels its jobs.
     #[test]
     fn kill_parked_queue() -> Result {
