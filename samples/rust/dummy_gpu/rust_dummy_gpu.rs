@@ -356,6 +356,21 @@ impl drm::file::DriverFile for File {
             GFP_KERNEL,
         )
     }
+
+    const HAS_FDINFO: bool = true;
+
+    /// Usage statistics (`Documentation/gpu/drm-usage-stats.rst`): the ring time of the
+    /// file's jobs per ring, and the memory of its buffer objects. The DRM core prints
+    /// `drm-driver` and `drm-client-id` before.
+    fn show_fdinfo(&self, p: &mut drm::file::FdinfoPrinter<'_>) {
+        for (i, r) in self.rings.rings.iter().enumerate() {
+            let busy = r.queue.stats().busy_ns;
+            if p.line(fmt!("drm-engine-ring{i}:\t{busy} ns")).is_err() {
+                return;
+            }
+        }
+        p.memory_stats();
+    }
 }
 
 #[pinned_drop]

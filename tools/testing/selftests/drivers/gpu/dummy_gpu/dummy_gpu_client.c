@@ -1075,6 +1075,81 @@ static void test_suspend(uint32_t bo, uint32_t *map)
 		close(fd2);
 }
 
+/* The value of "key:" in /proc/self/fdinfo/@fd, or -1. */
+static int64_t fdinfo_value(int fd, const char *key, char *text, size_t len)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	int64_t v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) || line[klen] != ':')
+			continue;
+		if (text)
+			snprintf(text, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
+		v = strtoll(line + klen + 1, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * fdinfo usage statistics (Documentation/gpu/drm-usage-stats.rst): a fresh
+ * file runs three 30 ms jobs on ring 0 and one 20 ms job on ring 1; its
+ * drm-engine-ring0/1 times must cover the jobs' busy time and stay within
+ * the wall time, and the DRM core's keys and the memory keys must be there.
+ */
+static void test_fdinfo(void)
+{
+	int fd = open_device(), out[4], i, ok = 1;
+	int64_t r0, r1, r2, id, total;
+	struct drm_dummy_gpu_cmd c;
+	struct submit s = { .cmds = &c, .ncmds = 1, .credits = 1, .busy_us = 30000 };
+	char drv[64] = "";
+	uint64_t t0, wall;
+	uint32_t bo;
+
+	if (fd < 0 || bo_create(fd, 4096, &bo)) {
+		check(0, "fdinfo: engine time per ring", "setup failed");
+		return;
+	}
+	c = fill(bo, 0, 4, 1);
+	t0 = now_ns();
+	for (i = 0; i < 4; i++) {
+		s.ring = i == 3;
+		s.busy_us = i == 3 ? 20000 : 30000;
+		out[i] = submit(fd, &s);
+	}
+	for (i = 0; i < 4; i++) {
+		ok &= out[i] >= 0 && status_of(out[i], 5000) == 1;
+		if (out[i] >= 0)
+			close(out[i]);
+	}
+	wall = now_ns() - t0;
+	r0 = fdinfo_value(fd, "drm-engine-ring0", NULL, 0);
+	r1 = fdinfo_value(fd, "drm-engine-ring1", NULL, 0);
+	r2 = fdinfo_value(fd, "drm-engine-ring2", NULL, 0);
+	id = fdinfo_value(fd, "drm-client-id", NULL, 0);
+	fdinfo_value(fd, "drm-driver", drv, sizeof(drv));
+	total = fdinfo_value(fd, "drm-total-memory", NULL, 0);
+	check(ok && r0 >= 90000000 && r0 <= (int64_t)wall && r1 >= 20000000 &&
+	      r1 <= (int64_t)wall && r2 == 0,
+	      "fdinfo: drm-engine-<ring> covers the busy time of the file's jobs",
+	      "jobs ok %d, ring0 %" PRId64 " ns, ring1 %" PRId64 " ns, ring2 %" PRId64
+	      " ns, wall %" PRIu64 " ns", ok, r0, r1, r2, wall);
+	check(id >= 0 && !strncmp(drv, "dummy_gpu", 9) && total >= 4,
+	      "fdinfo: drm-driver, drm-client-id and memory keys",
+	      "driver '%s', client id %" PRId64 ", drm-total-memory %" PRId64, drv, id, total);
+	bo_close(fd, bo);
+	close(fd);
+}
+
 /*
  * Kernel threads other than kworkers (whose number the workqueue code changes
  * on demand): a workqueue with WQ_MEM_RECLAIM adds a rescuer thread named
@@ -1358,6 +1433,7 @@ static int test(void)
 
 	test_success_paths(bo, map);
 	test_suspend(bo, map);
+	test_fdinfo();
 	test_many_files(1000);
 	/* Let GFP_KERNEL allocations fail too; quietly. */
 	write_file("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
