@@ -12,11 +12,13 @@ mod util {
         dma_buf::{
             DriverFence,
             DriverFenceAllocation,
+            Fence,
             FenceCb,
             FenceCtx, //
         },
         prelude::*,
         sync::{
+            aref::ARef,
             atomic::{
                 Atomic,
                 Relaxed, //
@@ -45,6 +47,29 @@ mod util {
 
     pub(super) fn counter() -> Result<Arc<Atomic<u32>>> {
         Ok(Arc::new(Atomic::new(0), GFP_KERNEL)?)
+    }
+
+    /// Makes `n` fences of a new timeline and signals them in order from a work item (another
+    /// CPU, where there is one), pausing now and then. Returns the consumers' references, and
+    /// a completion signalled once all have signalled.
+    pub(super) fn signal_elsewhere(n: usize) -> Result<(KVec<ARef<Fence>>, Arc<Completion>)> {
+        let ctx = ctx()?;
+        let mut drivers = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut consumers = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let f = fence(&ctx)?;
+            consumers.push(f.fence(), GFP_KERNEL)?;
+            drivers.push(f, GFP_KERNEL)?;
+        }
+        let done = spawn(move || {
+            for (i, f) in drivers.into_iter().enumerate() {
+                if i % 16 == 0 {
+                    crate::time::delay::fsleep(crate::time::Delta::from_micros(20));
+                }
+                let _ = f.signal(Ok(()));
+            }
+        })?;
+        Ok((consumers, done))
     }
 
     /// Runs `f` on the system workqueue and returns a completion signalled when it is done.
@@ -237,22 +262,7 @@ mod mirror {
     fn race_signal_callback() -> Result {
         const N: usize = 256;
         for pass in 0..2 {
-            let ctx = ctx()?;
-            let mut drivers = KVec::with_capacity(N, GFP_KERNEL)?;
-            let mut consumers = KVec::with_capacity(N, GFP_KERNEL)?;
-            for _ in 0..N {
-                let f = fence(&ctx)?;
-                consumers.push(f.fence(), GFP_KERNEL)?;
-                drivers.push(f, GFP_KERNEL)?;
-            }
-            let done = spawn(move || {
-                for (i, f) in drivers.into_iter().enumerate() {
-                    if i % 16 == 0 {
-                        fsleep(Delta::from_micros(20));
-                    }
-                    let _ = f.signal(Ok(()));
-                }
-            })?;
+            let (consumers, done) = signal_elsewhere(N)?;
             for (i, c) in consumers.iter().enumerate() {
                 let n = counter()?;
                 match KBox::try_pin_init(
@@ -440,22 +450,7 @@ mod ext {
     #[test]
     fn callback_slot_rearm_races_signal() -> Result {
         const N: usize = 512;
-        let ctx = ctx()?;
-        let mut drivers = KVec::with_capacity(N, GFP_KERNEL)?;
-        let mut consumers = KVec::with_capacity(N, GFP_KERNEL)?;
-        for _ in 0..N {
-            let f = fence(&ctx)?;
-            consumers.push(f.fence(), GFP_KERNEL)?;
-            drivers.push(f, GFP_KERNEL)?;
-        }
-        let done = spawn(move || {
-            for (i, f) in drivers.into_iter().enumerate() {
-                if i % 16 == 0 {
-                    fsleep(Delta::from_micros(20));
-                }
-                let _ = f.signal(Ok(()));
-            }
-        })?;
+        let (consumers, done) = signal_elsewhere(N)?;
         let mut slot = KBox::pin_init(FenceCbSlot::new(), GFP_KERNEL)?;
         let mut counters = KVec::with_capacity(N, GFP_KERNEL)?;
         let mut already = 0;
