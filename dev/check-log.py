@@ -208,11 +208,35 @@ def userspace(path, opts):
         print(f"  client exit status {rc}")
         failed += 1
     for n, text in splats:
-        print(f"  SPLAT (log line {n}): {text}")
+        print(f"  SPLAT (log line {n}): {text}{leak_origin(lines, n)}")
     failed += len(splats)
     print(f"  splats: {len(splats)}")
     failed += report_kcsan(k_ours, k_others, "log")
     return passed, failed
+
+
+# Allocator and kmemleak frames, skipped when naming where a leak came from.
+ALLOC_FRAME = re.compile(r"kmemleak|kmalloc|kmem_cache|slab|alloc_hooks|krealloc|"
+                         r"kvmalloc|kasan|__alloc|alloc_pages|_noprof$")
+
+
+def leak_origin(lines, n):
+    """For a kmemleak "unreferenced object" line (1-based n), its task and the
+    first frames past the allocator, so that a report read only from the
+    summary (CI) says what leaked."""
+    if "unreferenced object" not in lines[n - 1]:
+        return ""
+    comm, frames = "", []
+    for line in lines[n:n + 30]:
+        if "unreferenced object" in line:
+            break
+        m = re.search(r'comm "([^"]*)"', line)
+        if m:
+            comm = m.group(1)
+        f = FRAME.match(line)
+        if f and not ALLOC_FRAME.search(f.group(1)):
+            frames.append(f.group(1))
+    return f' [comm "{comm}"; {" < ".join(frames[:4])}]'
 
 
 def check_machine(arch, cpus, nodes, opts):

@@ -1378,8 +1378,14 @@ fn with_fail_nth<T>(k: u32, f: impl FnOnce() -> T) -> (T, bool) {
 /// `/sys/kernel/debug/kunit/rust_jobqueue_failnth/run`; its report requires every sweep to have
 /// injected faults. (The cases do not mark themselves skipped: KUnit never re-runs a case that
 /// was skipped once.)
+///
+/// The probe looks at whether the allocation failed, not at whether the countdown ran out:
+/// with `ignore-gfp-wait=Y` the slab and page allocators can still consume it on an internal
+/// attempt that may not sleep (SLUB's first, high-order try for a new slab) and then succeed
+/// on the retry, and taking that for "faults on" made the cases below sweep nothing and fail.
 fn gfp_kernel_faults() -> bool {
-    let (r, injected) = with_fail_nth(1, || KBox::new(0u64, GFP_KERNEL));
+    let (r, _) = with_fail_nth(1, || KBox::new(0u64, GFP_KERNEL));
+    let injected = r.is_err();
     drop(r);
     if !injected {
         crate::pr_info!(
