@@ -35,6 +35,7 @@ use kernel::{
     drm::jobqueue::{
         JobQueue,
         JobQueueDriver,
+        JobTimes,
         TimeoutAction, //
     },
     impl_has_hr_timer,
@@ -489,10 +490,30 @@ impl Engine {
         }
     }
 
-    /// The ring hung: reset it (see [`Self::halt`]).
-    fn reset(self: &Arc<Self>) {
-        self.halt();
+    /// The ring hung on job `seqno`: resets the ring without that job, and runs the jobs
+    /// behind it again (the firmware's reset-and-resubmit). Returns false, doing nothing, if
+    /// `seqno` is not a hung job at the head of the ring.
+    ///
+    /// The shader core stops in front of a hung job, so it is idle, the jobs before it have
+    /// executed and the ones behind it have not started: dropping the hung job and waking
+    /// the shader core replays them from the start. They may complete (the interrupt
+    /// reports them) before the caller returns.
+    fn reset_and_replay(self: &Arc<Self>, seqno: u64) -> bool {
+        let guilty = {
+            let mut hw = self.hw.lock();
+            match hw.jobs.iter().next() {
+                Some(j) if j.hang && j.seqno.load(Relaxed) == seqno => hw.jobs.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(guilty) = guilty else {
+            return false;
+        };
+        self.retired.lock().push_back(guilty);
         self.resets.fetch_add(1, Relaxed);
+        Self::kick_retire(self.as_arc_borrow());
+        let _ = self.exec_wq.enqueue::<Self, 1>(self.clone());
+        true
     }
 }
 
@@ -555,6 +576,8 @@ impl SignallingWorkItem<1> for Engine {
 /// The driver side of one ring's [`JobQueue`].
 pub(crate) struct Ring {
     pub(crate) engine: Arc<Engine>,
+    /// Ring time of the jobs that ran (from [`JobQueueDriver::job_done`]), for fdinfo.
+    pub(crate) busy_ns: Atomic<u64>,
 }
 
 impl JobQueueDriver for Ring {
@@ -564,18 +587,22 @@ impl JobQueueDriver for Ring {
         self.engine.push(job, seqno);
     }
 
-    fn timed_out(&self, _seqno: u64) -> TimeoutAction {
-        // The only way a job of this GPU hangs is the HANG test hook: reset the ring.
-        //
-        // Not `ResetAndReplay` yet: replaying restarts the shader core inside this method, and
-        // a replayed job that completes before it returns reports a seqno beyond the guilty
-        // job, which the queue then signals `Ok` (seen in `dev/stress`). The queue must hold
-        // back reports that cover the job being handled while `timed_out()` runs first.
-        self.engine.reset();
-        TimeoutAction::RingReset
+    fn timed_out(&self, seqno: u64) -> TimeoutAction {
+        // The only way a job of this GPU hangs is the HANG test hook: reset the ring, and run
+        // the innocent jobs behind the hung one again. Any other job is executing or waiting
+        // for its interrupt, which comes in bounded time.
+        if self.engine.reset_and_replay(seqno) {
+            TimeoutAction::ResetAndReplay { guilty: seqno }
+        } else {
+            TimeoutAction::Progressing
+        }
     }
 
     fn stop(&self) {
         self.engine.stop();
+    }
+
+    fn job_done(&self, t: &JobTimes) {
+        self.busy_ns.fetch_add(t.ring_ns, Relaxed);
     }
 }

@@ -260,6 +260,7 @@ impl FileRings {
             let queue = JobQueue::new(
                 Ring {
                     engine: engine.clone(),
+                    busy_ns: Atomic::new(0),
                 },
                 c"dummy_gpu",
                 &name,
@@ -364,7 +365,7 @@ impl drm::file::DriverFile for File {
     /// `drm-driver` and `drm-client-id` before.
     fn show_fdinfo(&self, p: &mut drm::file::FdinfoPrinter<'_>) {
         for (i, r) in self.rings.rings.iter().enumerate() {
-            let busy = r.queue.stats().busy_ns;
+            let busy = r.queue.driver().busy_ns.load(Relaxed);
             if p.line(fmt!("drm-engine-ring{i}:\t{busy} ns")).is_err() {
                 return;
             }

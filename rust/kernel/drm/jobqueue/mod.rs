@@ -118,7 +118,10 @@ mod stats;
 mod timeout;
 
 pub use job::PreparedJob;
-pub use stats::JobQueueStats;
+pub use stats::{
+    JobQueueStats,
+    JobTimes, //
+};
 
 use job::JobNode;
 
@@ -187,7 +190,10 @@ pub enum TimeoutAction {
     /// The job data stays with the driver, which still has it from [`JobQueueDriver::run`].
     /// The oldest job left gets a full timeout from now. `guilty` must be a job given to
     /// the ring that has not signalled; otherwise the queue warns and handles this as
-    /// [`TimeoutAction::RingReset`].
+    /// [`TimeoutAction::RingReset`]. The driver may replay the jobs from `timed_out()`
+    /// itself: completion reports that arrive while it executes take effect when it
+    /// returns, after `guilty` was marked, so a replayed job reported done never signals
+    /// the guilty one.
     ResetAndReplay {
         /// The seqno of the job that caused the hang.
         guilty: u64,
@@ -252,6 +258,21 @@ pub trait JobQueueDriver: Send + Sync + 'static {
     /// a signalled done fence tells every other driver that the job's memory is free. It must
     /// finish in bounded time, like every step on a fence's signalling path.
     fn stop(&self);
+
+    /// A job that ran has signalled; `times` says when it was on the ring (for per-client
+    /// usage statistics, for example). Called once per job that was given to
+    /// [`run`](Self::run), after its done fence signalled, whatever its result; not in seqno
+    /// order when completion reports race, and possibly while another method executes.
+    /// The default does nothing.
+    ///
+    /// # Context
+    ///
+    /// Called on the signalling paths: from [`JobQueue::complete`] (so possibly in hard
+    /// interrupt context) and from the queue's work items, inside a signalling section, with
+    /// no queue lock held. It must not sleep, allocate, or call [`JobQueue::complete`].
+    fn job_done(&self, times: &JobTimes) {
+        let _ = times;
+    }
 }
 
 /// Per-job data in the done fence.
@@ -298,6 +319,7 @@ enum Phase {
 ///   seqno at or after `dead_from` were submitted after the queue died.
 /// - While `parked_since` is `Some`, no job is handed to `run()` and `timed_out()` is not
 ///   called.
+/// - `hold_from` is `Some` only while `timed_out()` executes; `held` is `None` when it is not.
 /// - `credits_in_use` is the sum of the credits of the jobs in flight that were run, and
 ///   `stats.in_flight`/`stats.pending` count the jobs of the two ranges above.
 struct State {
@@ -313,6 +335,14 @@ struct State {
     running: Option<u64>,
     /// A completion report for the `running` job that arrived during its `run()`.
     late: Option<Result>,
+    /// The job `timed_out()` is executing for: reports are not applied to it or to later jobs
+    /// until the driver's answer is (it may name any of them guilty), but held in `held`.
+    hold_from: Option<u64>,
+    /// The latest completion report held back while `hold_from` is `Some`.
+    held: Option<(u64, Result)>,
+    /// An error reported for a job before the one of a later report: applied when a report
+    /// reaches that job.
+    held_err: Option<(u64, Error)>,
     next_to_run: u64,
     next_seqno: u64,
     credits_in_use: u32,
@@ -559,6 +589,9 @@ impl<D: JobQueueDriver> JobQueue<D> {
             handed: 1,
             running: None,
             late: None,
+            hold_from: None,
+            held: None,
+            held_err: None,
             next_to_run: 1,
             next_seqno: 1,
             credits_in_use: 0,

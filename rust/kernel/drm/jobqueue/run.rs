@@ -170,7 +170,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 // INVARIANT: Not run: handed at once, it signals its error at the front.
                 st.handed = seqno + 1;
                 drop(st);
-                self.drain(|_| None);
+                self.drain(|_, _| None);
                 job
             }
         };

@@ -10,7 +10,9 @@ use super::{
     Inner,
     JobQueue,
     JobQueueDriver,
-    Phase, //
+    JobTimes,
+    Phase,
+    State, //
 };
 use crate::{
     bindings,
@@ -28,7 +30,6 @@ use crate::{
     },
     workqueue::DelayedWork, //
 };
-use core::cmp::Ordering;
 
 /// Why a job in flight was not run; stored in its [`JobMeta`](super::JobMeta) as an `i32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +77,46 @@ impl Skip {
     }
 }
 
+impl State {
+    /// Holds back a completion report (`seqno`, `result`) that arrived while `timed_out()`
+    /// executes. Reports say that every job up to `seqno` finished, so a later report
+    /// replaces an earlier one, except for the error an earlier one carried: the first such
+    /// error is kept in `held_err`. (A second error in one timeout handler is reported as
+    /// success, with a warning: the ring was being reset.)
+    pub(super) fn hold_report(&mut self, seqno: u64, result: Result) {
+        fn keep_err(st: &mut State, at: u64, e: Error) {
+            match st.held_err {
+                None => st.held_err = Some((at, e)),
+                Some((prev, _)) if prev == at => {}
+                Some(_) => {
+                    crate::pr_warn_once!(
+                        "jobqueue: two error reports during one timeout; one is lost\n"
+                    );
+                }
+            }
+        }
+        match self.held {
+            None => self.held = Some((seqno, result)),
+            Some((h, r)) if h < seqno => {
+                if let Err(e) = r {
+                    keep_err(self, h, e);
+                }
+                self.held = Some((seqno, result));
+            }
+            Some((h, _)) if h > seqno => {
+                if let Err(e) = result {
+                    keep_err(self, seqno, e);
+                }
+            }
+            Some((h, r)) => {
+                if r.is_ok() {
+                    self.held = Some((h, result));
+                }
+            }
+        }
+    }
+}
+
 impl<D: JobQueueDriver> Inner<D> {
     /// Signals jobs in flight from the front, in seqno order, as long as `decide` gives a
     /// result for them (`None` stops). Jobs that were not run signal their own error without
@@ -83,12 +124,14 @@ impl<D: JobQueueDriver> Inner<D> {
     ///
     /// Callable from any context where a `spinlock_t` may be taken (see
     /// [`JobQueue::complete`]). Returns whether anything was signalled.
-    pub(super) fn drain(&self, mut decide: impl FnMut(u64) -> Option<Result>) -> bool {
+    ///
+    /// `decide` runs with the state lock held, and may update the state.
+    pub(super) fn drain(&self, mut decide: impl FnMut(&mut State, u64) -> Option<Result>) -> bool {
         let _section = SignallingSection::begin();
         let mut any = false;
         loop {
-            let _order = self.signal_lock.lock();
-            let (fence, res) = {
+            let order = self.signal_lock.lock();
+            let (fence, res, times) = {
                 let mut st = self.state.lock();
                 let idx = st.oldest;
                 if idx >= st.handed {
@@ -106,9 +149,10 @@ impl<D: JobQueueDriver> Inner<D> {
                 let skip = Skip::from_raw(entry.skipped.load(Relaxed));
                 let credits = entry.credits;
                 let ran_at = entry.ran_at.load(Relaxed);
+                let mut times = None;
                 let res = match skip {
                     Some(s) => Err(s.error()),
-                    None => match decide(idx) {
+                    None => match decide(&mut *st, idx) {
                         Some(res) => res,
                         None => break,
                     },
@@ -131,28 +175,57 @@ impl<D: JobQueueDriver> Inner<D> {
                         // when it ran or the one before it finished, whichever is later.
                         let now = Instant::<Monotonic>::now().as_nanos();
                         let from = ran_at.max(st.last_finish);
-                        st.stats.busy_ns += now.saturating_sub(from).max(0) as u64;
+                        let ring_ns = now.saturating_sub(from).max(0) as u64;
+                        st.stats.busy_ns += ring_ns;
                         st.last_finish = now;
+                        let t = JobTimes {
+                            seqno: idx,
+                            started_ns: ran_at,
+                            finished_ns: now,
+                            ring_ns,
+                        };
+                        st.stats.last_job = Some(t);
+                        times = Some(t);
                     }
                     Some(Skip::Cancelled) => st.stats.cancelled += 1,
                     Some(_) => st.stats.errored += 1,
                 }
-                (fence, res)
+                (fence, res, times)
             };
             // Outside the state lock: callbacks on the fence may look at this queue's
             // counters (see `Inner`'s locking rules).
             let _ = fence.signal(res);
+            drop(order);
             any = true;
+            if let Some(t) = times {
+                self.driver.job_done(&t);
+            }
         }
         any
     }
 
     /// Applies a completion report for the jobs up to `seqno` handed to the ring.
+    ///
+    /// While `timed_out()` executes, the part of the report that covers the timed-out job and
+    /// the jobs after it is held back (see [`State::hold_report`]).
     pub(super) fn report(self: ArcBorrow<'_, Self>, seqno: u64, result: Result) {
-        let signalled = self.drain(|idx| match idx.cmp(&seqno) {
-            Ordering::Less => Some(Ok(())),
-            Ordering::Equal => Some(result),
-            Ordering::Greater => None,
+        let signalled = self.drain(|st, idx| {
+            if idx > seqno {
+                return None;
+            }
+            if st.hold_from.is_some_and(|from| idx >= from) {
+                st.hold_report(seqno, result);
+                return None;
+            }
+            if let Some((at, e)) = st.held_err {
+                if at <= idx {
+                    st.held_err = None;
+                    if at == idx {
+                        return Some(Err(e));
+                    }
+                }
+            }
+            Some(if idx == seqno { result } else { Ok(()) })
         });
         if !signalled {
             return;
@@ -194,7 +267,7 @@ impl<D: JobQueueDriver> Inner<D> {
         };
         // No timeout any more; a pending timer would keep the queue alive until it fires.
         DelayedWork::<Self, 1>::cancel(self);
-        self.drain(|idx| {
+        self.drain(|_, idx| {
             Some(Err(if Some(idx) == timed_out {
                 ETIMEDOUT
             } else {

@@ -68,6 +68,25 @@ pub struct JobQueueStats {
     pub pending: u64,
     /// Credits held by running jobs.
     pub credits_in_use: u32,
+    /// The last job that ran and signalled, and when it was on the ring.
+    pub last_job: Option<JobTimes>,
+}
+
+/// When a job was on the ring: given to [`JobQueueDriver::job_done`] for every job that ran,
+/// and kept for the last one in [`JobQueueStats::last_job`].
+///
+/// Times are `CLOCK_MONOTONIC` nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobTimes {
+    /// The job's seqno.
+    pub seqno: u64,
+    /// When the job was handed to the ring ([`JobQueueDriver::run`] was called).
+    pub started_ns: i64,
+    /// When its done fence signalled.
+    pub finished_ns: i64,
+    /// The part of `[started_ns, finished_ns]` not already counted for the job before it
+    /// (jobs on one ring overlap): what it adds to [`JobQueueStats::busy_ns`].
+    pub ring_ns: u64,
 }
 
 /// Sums counters, for example of several queues or of a queue's successive instances.
@@ -82,6 +101,10 @@ impl core::ops::AddAssign for JobQueueStats {
         self.busy_ns += o.busy_ns;
         self.pending += o.pending;
         self.credits_in_use += o.credits_in_use;
+        self.last_job = match (self.last_job, o.last_job) {
+            (Some(a), Some(b)) if a.finished_ns >= b.finished_ns => Some(a),
+            (a, b) => b.or(a),
+        };
     }
 }
 

@@ -9,10 +9,12 @@
 //! time.
 
 use super::{
+    signal::Skip,
     Inner,
     JobQueue,
     JobQueueDriver,
     Phase,
+    State,
     TimeoutAction, //
 };
 use crate::{
@@ -35,6 +37,11 @@ impl<D: JobQueueDriver> Inner<D> {
     /// The oldest job handed to the ring that was run (not skipped), and when it started.
     fn oldest_running(&self) -> Option<(u64, i64)> {
         let st = self.state.lock();
+        self.oldest_running_in(&st)
+    }
+
+    /// [`Self::oldest_running`], with the state lock held.
+    fn oldest_running_in(&self, st: &State) -> Option<(u64, i64)> {
         let xa = self.inflight.lock();
         (st.oldest..st.handed).find_map(|idx| {
             xa.get(idx as usize)
@@ -65,19 +72,45 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// Asks the driver about the oldest running job if it exceeded the timeout. Called with
     /// `driver_lock` held while the queue is live.
+    ///
+    /// Completion reports that arrive while `timed_out()` executes are held back for the
+    /// timed-out job and the jobs after it, and applied once the driver's answer is: a ring
+    /// that is reset and replays its jobs may report a replayed job done during the handler,
+    /// and that report must not signal the job the driver then names guilty.
     fn check_timeout(self: &Arc<Self>) {
-        let Some((seqno, started)) = self.oldest_running() else {
-            return;
-        };
         let now = Instant::<Monotonic>::now().as_nanos();
-        if now - started < self.timeout.as_nanos() {
-            // Not yet: the caller re-arms the timer.
-            return;
-        }
+        let seqno = {
+            let mut st = self.state.lock();
+            let Some((seqno, started)) = self.oldest_running_in(&st) else {
+                return;
+            };
+            if now - started < self.timeout.as_nanos() {
+                // Not yet: the caller re-arms the timer.
+                return;
+            }
+            // INVARIANT: Set right before `timed_out()`, released right after it.
+            st.hold_from = Some(seqno);
+            seqno
+        };
         let action = {
             let _section = SignallingSection::begin();
             self.driver.timed_out(seqno)
         };
+        let (guilty_marked, held) = {
+            let mut st = self.state.lock();
+            let marked = match action {
+                TimeoutAction::ResetAndReplay { guilty } => self.mark_guilty(&st, guilty),
+                _ => false,
+            };
+            // INVARIANT: `timed_out()` returned; what was held is applied below.
+            st.hold_from = None;
+            (marked, st.held.take())
+        };
+        // What the ring reported meanwhile happened: apply it first (a guilty job signals
+        // `-ETIMEDOUT` whatever the reports said).
+        if let Some((reported, result)) = held {
+            self.as_arc_borrow().report(reported, result);
+        }
         match action {
             TimeoutAction::Progressing => {
                 let now = Instant::<Monotonic>::now().as_nanos();
@@ -87,39 +120,20 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
             }
             TimeoutAction::RingReset => self.reset_all(seqno),
+            TimeoutAction::ResetAndReplay { .. } if guilty_marked => {
+                // The guilty job signals now if it is at the front.
+                self.drain(|_, _| None);
+                self.restart_front_timeout();
+            }
             TimeoutAction::ResetAndReplay { guilty } => {
-                let marked = {
-                    let st = self.state.lock();
-                    let xa = self.inflight.lock();
-                    let entry = (st.oldest..st.handed)
-                        .contains(&guilty)
-                        .then(|| xa.get(guilty as usize))
-                        .flatten()
-                        .filter(|e| e.skipped.load(Relaxed) == 0);
-                    match entry {
-                        Some(e) => {
-                            // It signals `-ETIMEDOUT` when it reaches the front (now, if it is
-                            // there), whatever later reports say.
-                            e.skipped
-                                .store(super::signal::Skip::Guilty.to_raw(), Relaxed);
-                            true
-                        }
-                        None => false,
-                    }
-                };
-                if marked {
-                    self.drain(|_| None);
-                    self.restart_front_timeout();
-                } else {
-                    pr_warn!(
-                        "jobqueue (fence context {}): ResetAndReplay names job {}, which is not \
-                         on the ring: resetting the ring\n",
-                        self.ctx.context(),
-                        guilty
-                    );
-                    crate::warn_on!(true);
-                    self.reset_all(seqno);
-                }
+                pr_warn!(
+                    "jobqueue (fence context {}): ResetAndReplay names job {}, which is not on \
+                     the ring: resetting the ring\n",
+                    self.ctx.context(),
+                    guilty
+                );
+                crate::warn_on!(true);
+                self.reset_all(seqno);
             }
             TimeoutAction::Dead => {
                 self.as_arc_borrow().begin_teardown(Some(seqno));
@@ -127,9 +141,28 @@ impl<D: JobQueueDriver> Inner<D> {
         }
     }
 
+    /// Marks `guilty` to signal `-ETIMEDOUT` when it reaches the front, whatever later reports
+    /// say. Returns false if it is not a job on the ring that has not signalled.
+    fn mark_guilty(&self, st: &State, guilty: u64) -> bool {
+        if !(st.oldest..st.handed).contains(&guilty) {
+            return false;
+        }
+        let xa = self.inflight.lock();
+        match xa
+            .get(guilty as usize)
+            .filter(|e| e.skipped.load(Relaxed) == 0)
+        {
+            Some(e) => {
+                e.skipped.store(Skip::Guilty.to_raw(), Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A [`TimeoutAction::RingReset`] for the timed-out job `seqno`.
     fn reset_all(&self, seqno: u64) {
-        self.drain(|idx| Some(Err(if idx == seqno { ETIMEDOUT } else { ECANCELED })));
+        self.drain(|_, idx| Some(Err(if idx == seqno { ETIMEDOUT } else { ECANCELED })));
     }
 
     /// Gives the oldest running job a full timeout from now (its ring was reset and replays).

@@ -12,6 +12,7 @@
 use super::*;
 
 /// The ring of [`LifeDriver`]: counts what the queue asked of it, and what went wrong.
+#[pin_data]
 struct LifeRing {
     /// Microseconds `run()` sleeps after taking the job: widens the windows being raced.
     run_delay_us: i64,
@@ -35,6 +36,16 @@ struct LifeRing {
     domain: Option<Arc<Atomic<u32>>>,
     /// If set, the next `timed_out()` answers `ResetAndReplay` naming its job (and clears it).
     replay: Atomic<u32>,
+    /// If set, that `timed_out()` replays the ring at once and reports the jobs up to
+    /// `replay_report` done on this queue before it answers (and drops the reference).
+    #[pin]
+    replay_queue: SpinLock<Option<Arc<LifeQueue>>>,
+    replay_report: Atomic<u64>,
+    /// `job_done()` calls, the ring time they reported, and reports whose times are out of
+    /// order.
+    done_jobs: Atomic<u64>,
+    done_ring_ns: Atomic<u64>,
+    done_bad: Atomic<u32>,
 }
 
 impl LifeRing {
@@ -52,8 +63,8 @@ impl LifeRing {
         timeout_action: TimeoutAction,
         domain: Option<Arc<Atomic<u32>>>,
     ) -> Result<Arc<Self>> {
-        Ok(Arc::new(
-            Self {
+        Ok(Arc::pin_init(
+            pin_init!(Self {
                 run_delay_us,
                 timeout_action,
                 killed: Atomic::new(0),
@@ -65,7 +76,12 @@ impl LifeRing {
                 timeouts: Atomic::new(0),
                 domain,
                 replay: Atomic::new(0),
-            },
+                replay_queue <- crate::new_spinlock!(None),
+                replay_report: Atomic::new(0),
+                done_jobs: Atomic::new(0),
+                done_ring_ns: Atomic::new(0),
+                done_bad: Atomic::new(0),
+            }),
             GFP_KERNEL,
         )?)
     }
@@ -153,6 +169,11 @@ impl JobQueueDriver for LifeDriver {
         if r.replay.xchg(0, Relaxed) != 0 {
             r.enter();
             r.timeouts.fetch_add(1, Relaxed);
+            let q = r.replay_queue.lock().take();
+            if let Some(q) = q {
+                // Reset, then replay: the replayed jobs finish before this returns.
+                q.complete(r.replay_report.load(Relaxed), Ok(()));
+            }
             r.leave();
             return TimeoutAction::ResetAndReplay { guilty: seqno };
         }
@@ -178,6 +199,15 @@ impl JobQueueDriver for LifeDriver {
         r.enter();
         r.stopped.store(1, Relaxed);
         r.leave();
+    }
+
+    fn job_done(&self, t: &JobTimes) {
+        let r = &self.ring;
+        if t.started_ns > t.finished_ns || t.ring_ns > (t.finished_ns - t.started_ns) as u64 {
+            r.done_bad.fetch_add(1, Relaxed);
+        }
+        r.done_jobs.fetch_add(1, Relaxed);
+        r.done_ring_ns.fetch_add(t.ring_ns, Relaxed);
     }
 }
 
@@ -590,6 +620,30 @@ mod lifecycle {
         Ok(())
     }
 
+    /// `ResetAndReplay` where the replayed jobs finish while `timed_out()` still executes:
+    /// their report covers the guilty job, which must still get `-ETIMEDOUT`, and the
+    /// innocent ones complete.
+    #[test]
+    fn reset_and_replay_report_during_timed_out() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 8, 300)?;
+        let jobs = [submit(&q, &[])?, submit(&q, &[])?, submit(&q, &[])?];
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 3));
+        ring.replay_report.store(jobs[2].seqno(), Relaxed);
+        *ring.replay_queue.lock() = Some(q.clone());
+        ring.replay.store(1, Relaxed);
+        for f in jobs.iter() {
+            wait(f)?;
+        }
+        assert_eq!(jobs[0].status(), Some(Err(ETIMEDOUT)));
+        assert_eq!(jobs[1].status(), Some(Ok(())));
+        assert_eq!(jobs[2].status(), Some(Ok(())));
+        let st = q.stats();
+        assert_eq!((st.timed_out, st.completed, st.credits_in_use), (1, 2, 0));
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
     /// The queue's ring time counts the time during which the ring held a job, overlapping
     /// jobs once; jobs that did not run count nothing.
     #[test]
@@ -608,6 +662,13 @@ mod lifecycle {
         let busy = q.stats().busy_ns;
         pr_info!("busy_time: {busy} ns of ring time in {elapsed} ns\n");
         assert!(busy >= 50_000_000 && busy <= elapsed);
+        // The driver was told about each job, and its times add up to the same ring time.
+        assert_eq!(ring.done_jobs.load(Relaxed), 2);
+        assert_eq!(ring.done_ring_ns.load(Relaxed), busy);
+        assert_eq!(ring.done_bad.load(Relaxed), 0);
+        let last = q.stats().last_job.ok_or(EINVAL)?;
+        assert_eq!(last.seqno, b.seqno());
+        assert!(last.finished_ns - last.started_ns >= 50_000_000);
         // A job whose dependency failed does not run and adds nothing.
         let fctx = foreign()?;
         let dep = foreign_fence(&fctx)?;
@@ -615,6 +676,7 @@ mod lifecycle {
         let _ = dep.signal(Err(EIO));
         wait(&failed)?;
         assert_eq!(q.stats().busy_ns, busy);
+        assert_eq!(ring.done_jobs.load(Relaxed), 2);
         Ok(())
     }
 

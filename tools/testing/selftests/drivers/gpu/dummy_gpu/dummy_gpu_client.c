@@ -736,7 +736,7 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 	struct drm_syncobj_create sc = { 0 };
 	struct drm_syncobj_handle sh = { 0 };
 	struct drm_syncobj_destroy sd = { 0 };
-	int fd, fd2, tl2, sw, st, i, ok;
+	int fd, fd2, fd3, tl2, sw, st, i, k, w, ok;
 	uint64_t ts1 = 0, ts2 = 0;
 	int32_t in[1];
 
@@ -844,27 +844,39 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 	s.nin = 0;
 
 	/*
-	 * A job that hangs times out; the ring is reset (the job behind it is
-	 * cancelled) and recovers.
+	 * A job that hangs times out; the ring is reset without it, and the two
+	 * innocent jobs behind it (a FILL, then an ADD that needs the FILL's
+	 * result) run again: they complete Ok, with their results in the buffer.
 	 */
 	s.flags = DUMMY_GPU_SUBMIT_HANG;
 	s.ring = 0;
+	c = fill(bo, 0, 256, 0x9999);
 	fd = submit(drm_fd, &s);
 	s.flags = 0;
 	c = fill(bo, 0, 256, 0x5555);
 	fd2 = submit(drm_fd, &s);
+	c = fill(bo, 0, 256, 2);
+	c.op = DUMMY_GPU_OP_ADD;
+	fd3 = submit(drm_fd, &s);
 	st = fd >= 0 ? status_of(fd, 4 * dev_timeout_ms + 1000) : fd;
 	i = fd2 >= 0 ? status_of(fd2, 4 * dev_timeout_ms + 1000) : fd2;
-	fd2 >= 0 ? close(fd2) : 0;
-	fd2 = submit(drm_fd, &s);
-	ok = st == -ETIMEDOUT && i == -ECANCELED && fd2 >= 0 && status_of(fd2, 5000) == 1;
-	check(ok, "submit: hung job gets -ETIMEDOUT, ring recovers",
-	      "hung %d, behind it %d, after reset %d", st, i,
-	      fd2 >= 0 ? fence_info(fd2, NULL, NULL, NULL) : fd2);
+	k = fd3 >= 0 ? status_of(fd3, 4 * dev_timeout_ms + 1000) : fd3;
+	ok = st == -ETIMEDOUT && i == 1 && k == 1;
+	for (w = 0; w < 64; w++)
+		ok = ok && map[w] == 0x5557;
+	check(ok, "submit: hung job gets -ETIMEDOUT, the jobs behind it re-run and complete",
+	      "hung %d, behind it %d %d, word0 %#x", st, i, k, map[0]);
 	if (fd >= 0)
 		close(fd);
 	if (fd2 >= 0)
 		close(fd2);
+	if (fd3 >= 0)
+		close(fd3);
+	fd = submit(drm_fd, &s);
+	check(fd >= 0 && status_of(fd, 5000) == 1 && map[0] == 0x5559,
+	      "submit: the ring runs new jobs after the reset", "fd %d, word0 %#x", fd, map[0]);
+	if (fd >= 0)
+		close(fd);
 }
 
 /*
