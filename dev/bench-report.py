@@ -14,6 +14,9 @@ import sys
 
 LINE = re.compile(r"jq-bench: impl=(\w+) bench=(\w+) inflight=(\d+) deps=(\d+) jobs=(\d+) "
                   r"submit_ns=(-?\d+) complete_ns=(-?\d+) total_ns=(-?\d+) bytes=(\d+)")
+SCALE = re.compile(r"jq-bench: impl=(\w+) bench=scale queues=(\d+) jobs=(\d+) create_ns=(-?\d+) "
+                   r"destroy_ns=(-?\d+) submit_ns=(-?\d+) complete_ns=(-?\d+) "
+                   r"total_ns=(-?\d+) bytes=(-?\d+) threads=(-?\d+)")
 NAMES = {"rust": "JobQueue (Rust)", "c": "drm_sched (C)"}
 
 
@@ -36,6 +39,18 @@ def main():
     if not groups:
         print(f"no jq-bench lines in {log}")
         sys.exit(1)
+    # Scale: per queue (create, destroy, bytes, threads) and per job (ns).
+    scale = {}
+    for m in SCALE.finditer(text):
+        impl, n, jobs, cr, de, sub, comp, tot, b, th = m.groups()
+        n, jobs = int(n), int(jobs)
+        g = scale.setdefault((impl, n), {k: [] for k in
+                                         ("create", "destroy", "job", "bytes", "threads")})
+        g["create"].append(int(cr) / n)
+        g["destroy"].append(int(de) / n)
+        g["job"].append(int(tot) / jobs)
+        g["bytes"].append(int(b) / n)
+        g["threads"].append(int(th) / n)
 
     res = {"measurements": [], "userspace": {}}
     for (impl, bench, n, k), g in sorted(groups.items()):
@@ -101,6 +116,29 @@ def main():
         gr, gc = groups.get(("rust", "deps", dn, k)), groups.get(("c", "deps", dn, k))
         md.append(f"| {k} | {gr['bytes'] if gr else 'n/a'} | {gc['bytes'] if gc else 'n/a'} |")
     md.append("")
+    def sget(impl, n, what):
+        g = scale.get((impl, n))
+        return statistics.median(g[what]) if g else None
+
+    scale_ns = sorted({n for (i, n) in scale})
+    if scale_ns:
+        md.append("### Many queues on one device (shared workqueues; medians per queue, "
+                  "one job in flight on each queue)\n")
+        md.append("| queues | bytes per queue, JobQueue / drm_sched | kthreads per queue "
+                  "| create ns per queue | destroy ns per queue | ns per job "
+                  "| JobQueue / drm_sched ns per job |")
+        md.append("|---|---|---|---|---|---|---|")
+        for n in scale_ns:
+            pair = lambda w: f"{fmt(sget('rust', n, w))} / {fmt(sget('c', n, w))}"
+            md.append(f"| {n:,} | {pair('bytes')} "
+                      f"| {sget('rust', n, 'threads') or 0:g} / {sget('c', n, 'threads') or 0:g} "
+                      f"| {pair('create')} | {pair('destroy')} | {pair('job')} "
+                      f"| {ratio(sget('rust', n, 'job'), sget('c', n, 'job'))} |")
+        md.append("\nBytes: slab memory the queues added (page granular: at 1 queue it "
+                  "shows whether a slab page was taken, not the queue's size).\n")
+        res["scale"] = [{"impl": i, "queues": n, **{k: stat(v) for k, v in g.items()}}
+                        for (i, n), g in sorted(scale.items())]
+
     u = res["userspace"]
     md.append("### Userspace end to end (sample driver, SUBMIT ioctl to out-fence)\n")
     if u:
@@ -132,6 +170,17 @@ def main():
     a, b = get("rust", "inflight", 65536, 0), get("rust", "inflight", 1, 0)
     t.append(("per-job cost at 65536 in flight <= 1.5 x at 1", f"{ratio(a, b)}",
               a is not None and b and a <= 1.5 * b))
+    if scale_ns:
+        top = scale_ns[-1]
+        th = max((sget("rust", n, "threads") or 0 for n in scale_ns), default=0)
+        t.append(("0 kthreads per queue (JobQueue)", f"max {th:g}", th <= 0))
+        br, bc = sget("rust", top, "bytes"), sget("c", top, "bytes")
+        t.append((f"bytes per queue <= drm_sched's ({top:,} queues)",
+                  f"{fmt(br)} vs {fmt(bc)}", br is not None and bc and br <= bc))
+        j1, jn = sget("rust", scale_ns[0], "job"), sget("rust", top, "job")
+        t.append((f"per-job cost flat from {scale_ns[0]} to {top:,} queues "
+                  "(<= 1.5 x)", f"{fmt(j1)} -> {fmt(jn)} ns = {ratio(jn, j1)}",
+                  j1 is not None and jn and jn <= 1.5 * j1))
     md.append("### Targets\n")
     md.append("| target | measured | holds |\n|---|---|---|")
     for name, val, ok in t:
@@ -148,7 +197,8 @@ def main():
         if a in r and b in r:
             body = (out_md.replace("### ", "#### ") +
                     "\n![ns per job by jobs in flight](bench/inflight.svg)\n"
-                    "![ns per job by dependencies](bench/deps.svg)\n")
+                    "![ns per job by dependencies](bench/deps.svg)\n"
+                    "![cost per queue by queues](bench/scale.svg)\n")
             r = r[:r.index(a) + len(a)] + "\n" + body + r[r.index(b):]
             open(readme, "w").write(r)
     except OSError:
@@ -182,7 +232,26 @@ def main():
         fig.tight_layout()
         fig.savefig(f"{out}/{fname}")
         fig.savefig(f"{out}/{fname[:-4]}.png", dpi=100)
-    print(f"wrote {out}/results.md, results.json, inflight.svg/.png, deps.svg/.png")
+    if scale_ns:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for impl, style in (("rust", "o-"), ("c", "s-")):
+            axes[0].plot(scale_ns, [sget(impl, n, "bytes") for n in scale_ns], style,
+                         label=NAMES[impl])
+            axes[1].plot(scale_ns, [sget(impl, n, "job") for n in scale_ns], style,
+                         label=NAMES[impl])
+        for ax, ylabel in ((axes[0], "slab bytes per queue"),
+                           (axes[1], "ns per job (one in flight per queue)")):
+            ax.set_xscale("log")
+            ax.set_xlabel("queues on the device")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        axes[0].set_title("memory per queue")
+        axes[1].set_title("per-job cost")
+        fig.tight_layout()
+        fig.savefig(f"{out}/scale.svg")
+        fig.savefig(f"{out}/scale.png", dpi=100)
+    print(f"wrote {out}/results.md, results.json, inflight/deps/scale .svg/.png")
 
 
 if __name__ == "__main__":

@@ -246,6 +246,128 @@ fn fence_floor() -> Result<i64> {
     Ok(ns(now() - t0))
 }
 
+extern "C" {
+    /// Bytes of slab memory in use (`drivers/gpu/drm/scheduler/tests/sched_bench.c`).
+    fn jq_bench_slab_bytes() -> u64;
+    /// Threads in the system, kernel threads included (same file).
+    fn jq_bench_threads() -> i32;
+}
+
+fn slab_bytes() -> i64 {
+    // SAFETY: Reads global counters; callable from any context.
+    unsafe { jq_bench_slab_bytes() as i64 }
+}
+
+fn threads() -> i64 {
+    // SAFETY: Reads a global counter; callable from any context.
+    i64::from(unsafe { jq_bench_threads() })
+}
+
+/// Queue counts of the scale benchmark.
+const SCALE_QUEUES: [usize; 4] = [1, 100, 1000, 10000];
+/// Jobs per scale measurement, at least: rounds of one job on every queue.
+const SCALE_JOBS: usize = 20000;
+/// Rounds of the scale measurement, at least.
+const SCALE_ROUNDS: usize = 4;
+
+/// What one scale measurement found, as totals: (create, destroy, submit, complete, total)
+/// nanoseconds, jobs, slab bytes and threads the queues added.
+struct Scale {
+    t: [i64; 5],
+    jobs: usize,
+    bytes: i64,
+    threads: i64,
+}
+
+/// One scale measurement: `n` queues of one device, on one pair of shared workqueues, as a
+/// driver with one queue per firmware ring makes them. Creates them, gives each one job per
+/// round (all completing in one interrupt), and destroys them.
+fn run_scale(n: usize) -> Result<Scale> {
+    let hw = Arc::pin_init(
+        pin_init!(BenchHw {
+            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
+            cv <- new_condvar!(),
+            irq <- new_spinlock_irq!(()),
+        }),
+        GFP_KERNEL,
+    )?;
+    let wqs = JobQueueWorkqueues::new(c"bench-scale")?;
+    let mut queues = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut done: KVec<ARef<Fence>> = KVec::with_capacity(n, GFP_KERNEL)?;
+    let rounds = SCALE_JOBS.div_ceil(n).max(SCALE_ROUNDS);
+    let mut t = [0i64; 5];
+    crate::sync::rcu::rcu_barrier();
+    let (slab0, threads0) = (slab_bytes(), threads());
+    let t0 = now();
+    for _ in 0..n {
+        let q = JobQueue::new(
+            BenchDriver { hw: hw.clone() },
+            c"bench",
+            c"scale",
+            1,
+            Delta::from_secs(600),
+            &wqs,
+        )?;
+        queues.push(q, GFP_KERNEL)?;
+    }
+    t[0] = ns(now() - t0);
+    let (bytes, threads) = (slab_bytes() - slab0, threads() - threads0);
+    for round in 0..rounds {
+        let target = ((round + 1) * n) as u64;
+        hw.ring.lock().target = target;
+        let t0 = now();
+        for q in queues.iter() {
+            done.push(q.prepare((), 1)?.submit(), GFP_KERNEL)?;
+        }
+        let t1 = now();
+        wait_on_ring(&hw, target);
+        // The interrupt: every ring finished its job.
+        let t2 = now();
+        {
+            let _irq = hw.irq.lock();
+            for (q, f) in queues.iter().zip(done.iter()) {
+                q.complete(f.seqno(), Ok(()));
+            }
+        }
+        let t3 = now();
+        t[2] += ns(t1 - t0);
+        t[3] += ns(t3 - t2);
+        t[4] += ns(t3 - t0);
+        for f in done.drain_all() {
+            if f.status() != Some(Ok(())) {
+                return Err(EIO);
+            }
+        }
+    }
+    let t0 = now();
+    for q in queues.drain_all() {
+        q.shutdown();
+        drop(q);
+    }
+    t[1] = ns(now() - t0);
+    Ok(Scale {
+        t,
+        jobs: rounds * n,
+        bytes,
+        threads,
+    })
+}
+
+fn report_scale(n: usize, s: &Scale) {
+    pr_info!(
+        "jq-bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
+         submit_ns={} complete_ns={} total_ns={} bytes={} threads={}\n",
+        s.jobs,
+        s.t[0],
+        s.t[1],
+        s.t[2],
+        s.t[3],
+        s.t[4],
+        s.bytes,
+        s.threads
+    );
+}
+
 #[kunit_tests(rust_jobqueue_bench)]
 mod tests {
     use super::*;
@@ -265,6 +387,16 @@ mod tests {
             for _ in 0..REPEATS {
                 let (t, bytes) = run_queue(n, 0)?;
                 report("inflight", n, 0, JOBS.div_ceil(n) * n, t, bytes);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn jobqueue_scale() -> Result {
+        for n in SCALE_QUEUES {
+            for _ in 0..REPEATS {
+                report_scale(n, &run_scale(n)?);
             }
         }
         Ok(())

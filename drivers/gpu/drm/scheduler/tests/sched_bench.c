@@ -20,9 +20,12 @@
 #include <kunit/test.h>
 #include <linux/dma-fence.h>
 #include <linux/ktime.h>
+#include <linux/mm.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #define REPEATS 5
@@ -31,6 +34,28 @@
 
 static const unsigned int inflight_sweep[] = { 1, 64, 4096, 65536 };
 static const unsigned int deps_sweep[] = { 0, 1, 4, 16 };
+
+/* The scale benchmark: queues per device, and jobs (at least) per measurement. */
+static const unsigned int scale_sweep[] = { 1, 100, 1000, 10000 };
+#define SCALE_JOBS 20000
+#define SCALE_ROUNDS 4
+
+/* Also called by the Rust side (rust/kernel/drm/jobqueue/bench.rs). */
+u64 jq_bench_slab_bytes(void);
+int jq_bench_threads(void);
+
+/* Bytes of slab memory in use. */
+u64 jq_bench_slab_bytes(void)
+{
+	return (u64)(global_node_page_state_pages(NR_SLAB_UNRECLAIMABLE_B) +
+		     global_node_page_state_pages(NR_SLAB_RECLAIMABLE_B)) << PAGE_SHIFT;
+}
+
+/* Threads in the system, kernel threads included. */
+int jq_bench_threads(void)
+{
+	return READ_ONCE(nr_threads);
+}
 
 struct bench_hw {
 	spinlock_t fence_lock;	/* of the hardware fences */
@@ -275,6 +300,148 @@ static void sched_bench_deps(struct kunit *test)
 		}
 }
 
+/* One scheduler and its entity: what a firmware-scheduled driver makes per ring. */
+struct scale_queue {
+	struct drm_gpu_scheduler sched;
+	struct drm_sched_entity entity;
+};
+
+/*
+ * n queues of one device on shared submit and timeout workqueues, as panthor
+ * and xe pass them: created, given one job each per round (all completing in
+ * one interrupt), and destroyed. t: create, destroy, submit, complete and
+ * total ns; *bytes and *threads: what the queues added.
+ */
+static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned long *jobs,
+		      s64 *bytes, s64 *threads)
+{
+	unsigned int rounds = max(DIV_ROUND_UP(SCALE_JOBS, n), SCALE_ROUNDS), r, i;
+	struct workqueue_struct *submit_wq, *timeout_wq;
+	struct drm_sched_init_args args = {
+		.ops = &bench_ops,
+		.num_rqs = 1,
+		.credit_limit = 1,
+		.timeout = MAX_SCHEDULE_TIMEOUT,
+		.name = "scale",
+	};
+	static unsigned int instance;
+	struct scale_queue **qs;
+	struct dma_fence **done;
+	struct bench_hw *hw;
+	unsigned long flags;
+	s64 slab0, threads0;
+	ktime_t t0, t1, t2, t3;
+	char name[32];
+
+	snprintf(name, sizeof(name), "sched-scale-%u", instance++);
+	args.dev = kunit_device_register(test, name);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
+	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, hw);
+	spin_lock_init(&hw->fence_lock);
+	spin_lock_init(&hw->lock);
+	spin_lock_init(&hw->irq);
+	init_waitqueue_head(&hw->wq);
+	hw->context = dma_fence_context_alloc(1);
+	hw->ring = kvcalloc(n, sizeof(*hw->ring), GFP_KERNEL);
+	qs = kvcalloc(n, sizeof(*qs), GFP_KERNEL);
+	done = kvcalloc(n, sizeof(*done), GFP_KERNEL);
+	submit_wq = alloc_workqueue("sched-scale-submit", WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
+	timeout_wq = alloc_ordered_workqueue("sched-scale-timeout", WQ_MEM_RECLAIM);
+	KUNIT_ASSERT_TRUE(test, hw->ring && qs && done && submit_wq && timeout_wq);
+	args.submit_wq = submit_wq;
+	args.timeout_wq = timeout_wq;
+	memset(t, 0, 5 * sizeof(*t));
+	rcu_barrier();
+	slab0 = jq_bench_slab_bytes();
+	threads0 = jq_bench_threads();
+
+	t0 = ktime_get();
+	for (i = 0; i < n; i++) {
+		struct drm_gpu_scheduler *list[1];
+
+		qs[i] = kzalloc(sizeof(*qs[i]), GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, qs[i]);
+		KUNIT_ASSERT_EQ(test, drm_sched_init(&qs[i]->sched, &args), 0);
+		list[0] = &qs[i]->sched;
+		/* One run queue (num_rqs = 1): priority 0, as panthor does. */
+		KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&qs[i]->entity,
+							    DRM_SCHED_PRIORITY_KERNEL, list, 1,
+							    NULL), 0);
+	}
+	t[0] = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	*bytes = (s64)jq_bench_slab_bytes() - slab0;
+	*threads = jq_bench_threads() - threads0;
+
+	for (r = 0; r < rounds; r++) {
+		spin_lock(&hw->lock);
+		hw->target = (u64)(r + 1) * n;
+		hw->ring_len = 0;
+		spin_unlock(&hw->lock);
+		t0 = ktime_get();
+		for (i = 0; i < n; i++) {
+			struct bench_job *job = kzalloc(sizeof(*job), GFP_KERNEL);
+
+			KUNIT_ASSERT_NOT_NULL(test, job);
+			job->hw = hw;
+			KUNIT_ASSERT_EQ(test, drm_sched_job_init(&job->base, &qs[i]->entity, 1,
+								 NULL, 1), 0);
+			drm_sched_job_arm(&job->base);
+			done[i] = dma_fence_get(&job->base.s_fence->finished);
+			drm_sched_entity_push_job(&job->base);
+		}
+		t1 = ktime_get();
+		wait_event(hw->wq, READ_ONCE(hw->on_ring) >= hw->target);
+		t2 = ktime_get();
+		spin_lock_irqsave(&hw->irq, flags);
+		for (i = 0; i < hw->ring_len; i++)
+			dma_fence_signal(hw->ring[i]);
+		spin_unlock_irqrestore(&hw->irq, flags);
+		/* Done when every done fence signalled and every job was freed. */
+		for (i = 0; i < n; i++)
+			dma_fence_wait(done[i], false);
+		wait_event(hw->wq, atomic64_read(&hw->freed) >= hw->target);
+		t3 = ktime_get();
+		t[2] += ktime_to_ns(ktime_sub(t1, t0));
+		t[3] += ktime_to_ns(ktime_sub(t3, t2));
+		t[4] += ktime_to_ns(ktime_sub(t3, t0));
+		for (i = 0; i < n; i++) {
+			KUNIT_EXPECT_EQ(test, dma_fence_get_status(done[i]), 1);
+			dma_fence_put(done[i]);
+		}
+	}
+
+	t0 = ktime_get();
+	for (i = 0; i < n; i++) {
+		drm_sched_entity_destroy(&qs[i]->entity);
+		drm_sched_fini(&qs[i]->sched);
+		kfree(qs[i]);
+	}
+	t[1] = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	*jobs = (unsigned long)rounds * n;
+	destroy_workqueue(timeout_wq);
+	destroy_workqueue(submit_wq);
+	kvfree(done);
+	kvfree(qs);
+	kvfree(hw->ring);
+}
+
+static void sched_bench_scale(struct kunit *test)
+{
+	unsigned long jobs;
+	unsigned int n, rep;
+	s64 t[5], bytes, threads;
+
+	for (n = 0; n < ARRAY_SIZE(scale_sweep); n++)
+		for (rep = 0; rep < REPEATS; rep++) {
+			run_scale(test, scale_sweep[n], t, &jobs, &bytes, &threads);
+			kunit_info(test,
+				   "jq-bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
+				   scale_sweep[n], jobs, t[0], t[1], t[2], t[3], t[4], bytes,
+				   threads);
+		}
+}
+
 /* The C floor: dma_fence_init + signal + put on memory allocated beforehand. */
 static void fence_floor_c(struct kunit *test)
 {
@@ -308,6 +475,7 @@ static struct kunit_case sched_bench_cases[] = {
 	KUNIT_CASE_SLOW(fence_floor_c),
 	KUNIT_CASE_SLOW(sched_bench_inflight),
 	KUNIT_CASE_SLOW(sched_bench_deps),
+	KUNIT_CASE_SLOW(sched_bench_scale),
 	{}
 };
 
