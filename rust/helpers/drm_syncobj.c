@@ -14,4 +14,9 @@ __rust_helper void rust_helper_drm_syncobj_put(struct drm_syncobj *obj)
 	drm_syncobj_put(obj);
 }
 
+__rust_helper struct dma_fence *rust_helper_drm_syncobj_fence_get(struct drm_syncobj *obj)
+{
+	return drm_syncobj_fence_get(obj);
+}
+
 #endif

@@ -122,33 +122,80 @@ struct drm_dummy_gpu_cmd {
 #define DUMMY_GPU_SUBMIT_HANG		2
 /* Test hook: the job faults on the GPU; its out-fence signals -EIO. */
 #define DUMMY_GPU_SUBMIT_FAULT		4
-#define DUMMY_GPU_SUBMIT_FLAGS		7
+/* Wait for the fences of the buffers at &drm_dummy_gpu_submit.bos (implicit sync). */
+#define DUMMY_GPU_SUBMIT_IMPLICIT_SYNC	8
+#define DUMMY_GPU_SUBMIT_FLAGS		15
+
+#define DUMMY_GPU_MAX_IN_SYNCOBJS	32
+#define DUMMY_GPU_MAX_BOS		64
+
+/* The job writes the buffer (else it only reads it). */
+#define DUMMY_GPU_BO_WRITE		1
+
+/**
+ * struct drm_dummy_gpu_syncobj_point - a syncobj in-fence
+ *
+ * The fence of a binary syncobj (@point 0) or of a timeline point. A
+ * timeline point that has not materialised yet (no fence was added at or
+ * after it) fails the submission with -EINVAL: there is no wait-for-submit.
+ */
+struct drm_dummy_gpu_syncobj_point {
+	/** @handle: syncobj handle */
+	__u32 handle;
+	/** @pad: must be zero */
+	__u32 pad;
+	/** @point: timeline point, or 0 for a binary syncobj */
+	__u64 point;
+};
+
+/**
+ * struct drm_dummy_gpu_bo_ref - a buffer the job accesses
+ *
+ * The job's out-fence is added to the buffer's reservation object (a
+ * write or a read fence), so that implicitly synchronized users of the
+ * buffer (a dma-buf importer, poll(), DMA_BUF_IOCTL_EXPORT_SYNC_FILE) wait
+ * for it. With %DUMMY_GPU_SUBMIT_IMPLICIT_SYNC, the job also waits for the
+ * buffer's fences: a write for all of them, a read for the writes.
+ */
+struct drm_dummy_gpu_bo_ref {
+	/** @handle: GEM handle */
+	__u32 handle;
+	/** @flags: %DUMMY_GPU_BO_WRITE or 0 */
+	__u32 flags;
+};
 
 /**
  * struct drm_dummy_gpu_submit - argument of DRM_IOCTL_DUMMY_GPU_SUBMIT
  *
- * Queues a job on ring @ring. It runs once every fence in @in_fences has
- * signalled and the ring has @credits free credits; it occupies the ring for
+ * Queues a job on ring @ring. It runs once every fence in @in_fences and
+ * @in_syncobjs (and, with %DUMMY_GPU_SUBMIT_IMPLICIT_SYNC, of the buffers at
+ * @bos) has signalled and the ring has @credits free credits; it occupies the ring for
  * at least @busy_us microseconds. Its out-fence signals when the ring finished
  * it: with 0, or with the error of a failed input fence, -EIO if it faulted,
- * -ETIMEDOUT if it hung, -ECANCELED if the file was closed or the ring reset
- * before it finished.
+ * -ETIMEDOUT if it hung, -ECANCELED if the file was closed before it
+ * finished. Jobs behind a hung one on its ring run again after the reset.
  *
  * Errors (nothing is queued, no fd is created):
  *
  * - -ENXIO: @ring is not a ring of this device
  * - -EINVAL: @credits is zero or above the ring's capacity; unknown @flags;
- *   nonzero @out_syncobj without %DUMMY_GPU_SUBMIT_OUT_SYNCOBJ; a command with
- *   nonzero fields its opcode does not use
+ *   nonzero @out_syncobj or @out_point without %DUMMY_GPU_SUBMIT_OUT_SYNCOBJ;
+ *   a command with nonzero fields its opcode does not use; unknown flags or
+ *   nonzero padding in @bos or @in_syncobjs; a buffer twice in @bos; a
+ *   syncobj in-fence without a fence, or at a timeline point that has not
+ *   materialised
  * - -E2BIG: @cmd_count above %DUMMY_GPU_MAX_CMDS, @in_fence_count above
- *   %DUMMY_GPU_MAX_IN_FENCES, @busy_us above %DUMMY_GPU_MAX_BUSY_US
- * - -EFAULT: @cmds or @in_fences cannot be read
+ *   %DUMMY_GPU_MAX_IN_FENCES, @in_syncobj_count above
+ *   %DUMMY_GPU_MAX_IN_SYNCOBJS, @bo_count above %DUMMY_GPU_MAX_BOS, @busy_us
+ *   above %DUMMY_GPU_MAX_BUSY_US
+ * - -EFAULT: @cmds, @in_fences, @in_syncobjs or @bos cannot be read
  * - -EOPNOTSUPP: a command has an unknown opcode
- * - -ENOENT: a command names an unknown GEM handle, or @out_syncobj is not a
- *   syncobj of this file
+ * - -ENOENT: a command or @bos names an unknown GEM handle, or @out_syncobj
+ *   or an entry of @in_syncobjs is not a syncobj of this file
  * - -ERANGE: a command's range is outside its buffer object or misaligned
  * - -EBADF: an entry of @in_fences is not a sync_file fd
  * - -ENODEV: the ring is dead (its hardware could not be recovered)
+ * - -EINTR, -ERESTARTSYS: a signal arrived while locking the buffers at @bos
  * - -ENOMEM, -EMFILE: out of memory or of file descriptors
  */
 struct drm_dummy_gpu_submit {
@@ -174,6 +221,19 @@ struct drm_dummy_gpu_submit {
 	__s32 out_fence;
 	/** @seqno: out: the out-fence's seqno on its ring's timeline */
 	__u64 seqno;
+	/** @in_syncobjs: user pointer to @in_syncobj_count &struct drm_dummy_gpu_syncobj_point */
+	__u64 in_syncobjs;
+	/** @in_syncobj_count: number of syncobj in-fences */
+	__u32 in_syncobj_count;
+	/** @bo_count: number of buffers at @bos */
+	__u32 bo_count;
+	/** @bos: user pointer to @bo_count &struct drm_dummy_gpu_bo_ref */
+	__u64 bos;
+	/**
+	 * @out_point: with %DUMMY_GPU_SUBMIT_OUT_SYNCOBJ, the timeline point at
+	 * which the out-fence is added; 0 replaces a binary syncobj's fence
+	 */
+	__u64 out_point;
 };
 
 /* Note: this is an enum so that Rust bindgen can resolve it. */

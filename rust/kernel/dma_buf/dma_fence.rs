@@ -158,6 +158,16 @@ impl FenceCtx {
         self.context
     }
 
+    /// Returns the driver name of this timeline's fences.
+    pub fn driver_name(&self) -> &CStr {
+        &self.names.driver
+    }
+
+    /// Returns the timeline name of this timeline's fences.
+    pub fn timeline_name(&self) -> &CStr {
+        &self.names.timeline
+    }
+
     /// Turns a pre-allocated fence into a live, unsignalled [`DriverFence`] on this timeline.
     ///
     /// This never allocates and never fails, so it can be used on paths that must not

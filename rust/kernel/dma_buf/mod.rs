@@ -23,6 +23,8 @@
 mod dma_fence;
 mod fence_cb;
 mod fence_wq;
+#[cfg(CONFIG_DMA_SHARED_BUFFER)]
+pub mod resv;
 #[cfg(CONFIG_SYNC_FILE)]
 pub mod sync_file;
 

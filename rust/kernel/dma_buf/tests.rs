@@ -890,6 +890,54 @@ mod ext {
         Ok(())
     }
 
+    /// Reservation objects: two locked together, a duplicate refused, fences added in
+    /// reserved slots and found again by usage; adding without a slot warns and adds nothing.
+    #[test]
+    fn resv_lock_reserve_add_iterate() -> Result {
+        use crate::dma_buf::resv::{
+            OwnedResv,
+            ResvLocks,
+            ResvUsage, //
+        };
+        let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+        let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+        assert_eq!(ResvLocks::lock(&[&**a, &**a]).err(), Some(EINVAL));
+        let (c1, c2) = (ctx()?, ctx()?);
+        let (w, r1, r2) = (fence(&c1)?, fence(&c2)?, fence(&c1)?);
+        {
+            let mut locks = ResvLocks::lock(&[&**a, &**b])?;
+            locks.reserve(0, 1)?;
+            locks.reserve(1, 1)?;
+            locks.reserve(1, 1)?;
+            locks.add_fence(0, &w.fence(), ResvUsage::Write);
+            locks.add_fence(1, &r1.fence(), ResvUsage::Read);
+            locks.add_fence(1, &r2.fence(), ResvUsage::Read);
+            fn count(l: &ResvLocks<'_>, i: usize, usage: ResvUsage) -> Result<u32> {
+                let mut n = 0;
+                l.for_each_fence(i, usage, |_| {
+                    n += 1;
+                    Ok(())
+                })?;
+                Ok(n)
+            }
+            assert_eq!(count(&locks, 0, ResvUsage::to_wait_for(false))?, 1);
+            assert_eq!(count(&locks, 1, ResvUsage::to_wait_for(false))?, 0);
+            assert_eq!(count(&locks, 1, ResvUsage::to_wait_for(true))?, 2);
+            assert_eq!(count(&locks, 2, ResvUsage::Read).err(), Some(EINVAL));
+            {
+                let _expect = ExpectSplat::new(c"resv-add-fence-without-slot");
+                locks.add_fence(0, &r1.fence(), ResvUsage::Read);
+            }
+            assert_eq!(count(&locks, 0, ResvUsage::Bookkeep)?, 1);
+        }
+        // Unlocked again: another set takes the locks.
+        drop(ResvLocks::lock(&[&**b, &**a])?);
+        for f in [w, r1, r2] {
+            let _ = f.signal(Ok(()));
+        }
+        Ok(())
+    }
+
     #[test]
     fn unused_allocation_drops_data() -> Result {
         static DROPS: Atomic<u32> = Atomic::new(0);

@@ -9,9 +9,11 @@
 //! C header: [`include/drm/drm_syncobj.h`](srctree/include/drm/drm_syncobj.h)
 
 use crate::{
+    alloc::Flags,
     bindings,
     dma_buf::Fence,
     drm,
+    error::to_result,
     prelude::*,
     sync::aref::{
         ARef,
@@ -19,10 +21,25 @@ use crate::{
     },
     types::Opaque, //
 };
-use core::ptr::{
-    self,
-    NonNull, //
+use core::{
+    mem::MaybeUninit,
+    ptr::{
+        self,
+        NonNull, //
+    },
 };
+
+/// A `struct dma_fence_chain` node allocated ahead, for [`SyncObj::add_point`]: the fallible
+/// part of adding a timeline point, done before a job's point of no return
+/// (`dma_fence_chain_alloc()`). Dropping it unused frees it (`dma_fence_chain_free()`).
+pub struct FenceChainAllocation(KBox<MaybeUninit<bindings::dma_fence_chain>>);
+
+impl FenceChainAllocation {
+    /// Allocates a chain node.
+    pub fn new(flags: Flags) -> Result<Self> {
+        Ok(Self(KBox::new_uninit(flags)?))
+    }
+}
 
 /// A DRM sync object.
 ///
@@ -63,6 +80,51 @@ impl SyncObj {
         let p = NonNull::new(p.cast::<Self>()).ok_or(ENOENT)?;
         // SAFETY: `drm_syncobj_find()` returned a new reference, which we take over.
         Ok(unsafe { ARef::from_raw(p) })
+    }
+
+    /// Returns the fence of the syncobj `handle` of `file` at timeline `point`, or, with
+    /// `point` 0, its current fence (a binary syncobj's).
+    ///
+    /// Fails with `ENOENT` if the file has no such syncobj, and with `EINVAL` if it has no
+    /// fence, or if `point` has not materialised yet (no fence was added at or after it): this
+    /// does not wait for submission (`DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT`), which would
+    /// block the submitter on another submitter. A point that already signalled may come back
+    /// as a signalled stub fence. May sleep.
+    pub fn find_fence<T: drm::file::DriverFile>(
+        file: &drm::File<T>,
+        handle: u32,
+        point: u64,
+    ) -> Result<ARef<Fence>> {
+        let mut f = ptr::null_mut();
+        // SAFETY: `file` is a valid, open DRM file; `f` is writable.
+        to_result(unsafe {
+            bindings::drm_syncobj_find_fence(file.as_raw(), handle, point, 0, &mut f)
+        })?;
+        let f = NonNull::new(f).ok_or(EINVAL)?;
+        // SAFETY: `drm_syncobj_find_fence()` returned a new reference, which we take over.
+        Ok(unsafe { Fence::from_raw_owned(f) })
+    }
+
+    /// Returns the syncobj's current fence (for a timeline, the chain node of its latest
+    /// point), if it has one.
+    pub fn fence(&self) -> Option<ARef<Fence>> {
+        // SAFETY: `self` is valid by the type invariant.
+        let f = unsafe { bindings::drm_syncobj_fence_get(self.0.get()) };
+        // SAFETY: `drm_syncobj_fence_get()` returned a new reference, or null.
+        NonNull::new(f).map(|f| unsafe { Fence::from_raw_owned(f) })
+    }
+
+    /// Adds `fence` as timeline point `point` of the syncobj, in the chain node `chain`
+    /// allocated before. Never allocates, so it may be used after a job's point of no return.
+    ///
+    /// Points should rise: the C code accepts a point at or below the latest one, but then
+    /// `DRM_IOCTL_SYNCOBJ_QUERY` may report 0.
+    pub fn add_point(&self, chain: FenceChainAllocation, fence: &Fence, point: u64) {
+        let node = KBox::into_raw(chain.0).cast::<bindings::dma_fence_chain>();
+        // SAFETY: `self` is valid by the type invariant; `node` is a kmalloc'ed, unused chain
+        // node, which the syncobj takes over (it becomes a fence, freed by its release);
+        // `fence` is valid, and the syncobj takes its own reference.
+        unsafe { bindings::drm_syncobj_add_point(self.0.get(), node, fence.as_raw(), point) };
     }
 
     /// Replaces the syncobj's fence with `fence` (or removes it, with `None`).

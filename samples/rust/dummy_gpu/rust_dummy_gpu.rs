@@ -18,6 +18,11 @@ use core::fmt;
 use kernel::{
     bindings, debugfs, device,
     dma_buf::{
+        resv::{
+            DmaResv,
+            ResvLocks,
+            ResvUsage, //
+        },
         sync_file::{
             import_sync_file,
             SyncFile, //
@@ -33,7 +38,10 @@ use kernel::{
             JobQueueStats,
             JobQueueWorkqueues, //
         },
-        syncobj::SyncObj,
+        syncobj::{
+            FenceChainAllocation,
+            SyncObj, //
+        },
         Registered, //
     },
     faux,
@@ -125,6 +133,7 @@ impl drm::Driver for DummyGpu {
     const INFO: drm::DriverInfo = INFO;
     const FEAT_RENDER: bool = true;
     const FEAT_SYNCOBJ: bool = true;
+    const FEAT_SYNCOBJ_TIMELINE: bool = true;
 
     kernel::declare_drm_ioctls! {
         (DUMMY_GPU_GET_PARAM, drm_dummy_gpu_get_param, ioctl::RENDER_ALLOW, File::get_param),
@@ -322,6 +331,20 @@ struct UserCmd(uapi::drm_dummy_gpu_cmd);
 // SAFETY: `drm_dummy_gpu_cmd` consists of integers only, without padding; any bit pattern is a
 // valid value.
 unsafe impl FromBytes for UserCmd {}
+
+/// A user syncobj in-fence, as bytes.
+#[repr(transparent)]
+struct UserSyncobjPoint(uapi::drm_dummy_gpu_syncobj_point);
+
+// SAFETY: Integers only, without padding; any bit pattern is a valid value.
+unsafe impl FromBytes for UserSyncobjPoint {}
+
+/// A user buffer reference, as bytes.
+#[repr(transparent)]
+struct UserBoRef(uapi::drm_dummy_gpu_bo_ref);
+
+// SAFETY: Integers only, without padding; any bit pattern is a valid value.
+unsafe impl FromBytes for UserBoRef {}
 
 /// An open file: a client context with its own rings.
 #[pin_data(PinnedDrop)]
@@ -541,8 +564,9 @@ impl File {
     ) -> Result<u32> {
         let ctx = file.inner();
         let ring = ctx.rings.rings.get(args.ring as usize).ok_or(ENXIO)?;
+        let out_syncobj = args.flags & uapi::DUMMY_GPU_SUBMIT_OUT_SYNCOBJ != 0;
         if args.flags & !uapi::DUMMY_GPU_SUBMIT_FLAGS != 0
-            || (args.flags & uapi::DUMMY_GPU_SUBMIT_OUT_SYNCOBJ == 0 && args.out_syncobj != 0)
+            || (!out_syncobj && (args.out_syncobj != 0 || args.out_point != 0))
         {
             return Err(EINVAL);
         }
@@ -551,6 +575,8 @@ impl File {
         }
         if args.cmd_count > uapi::DUMMY_GPU_MAX_CMDS
             || args.in_fence_count > uapi::DUMMY_GPU_MAX_IN_FENCES
+            || args.in_syncobj_count > uapi::DUMMY_GPU_MAX_IN_SYNCOBJS
+            || args.bo_count > uapi::DUMMY_GPU_MAX_BOS
             || args.busy_us > uapi::DUMMY_GPU_MAX_BUSY_US
         {
             return Err(E2BIG);
@@ -558,17 +584,58 @@ impl File {
 
         let (bos, cmds) = Self::read_cmds(file, args)?;
 
+        let ndeps = (args.in_fence_count + args.in_syncobj_count) as usize;
+        let mut deps = KVec::with_capacity(ndeps, GFP_KERNEL)?;
         let mut reader = user_reader(args.in_fences, args.in_fence_count, size_of::<i32>())?;
-        let mut deps = KVec::with_capacity(args.in_fence_count as usize, GFP_KERNEL)?;
         for _ in 0..args.in_fence_count {
             let fd = reader.read::<i32>()?;
             deps.push(import_sync_file(fd).map_err(|_| EBADF)?, GFP_KERNEL)?;
         }
+        let mut reader = user_reader(
+            args.in_syncobjs,
+            args.in_syncobj_count,
+            size_of::<UserSyncobjPoint>(),
+        )?;
+        for _ in 0..args.in_syncobj_count {
+            let p = reader.read::<UserSyncobjPoint>()?.0;
+            if p.pad != 0 {
+                return Err(EINVAL);
+            }
+            deps.push(SyncObj::find_fence(file, p.handle, p.point)?, GFP_KERNEL)?;
+        }
 
-        let syncobj = if args.flags & uapi::DUMMY_GPU_SUBMIT_OUT_SYNCOBJ != 0 {
-            Some(SyncObj::lookup(file, args.out_syncobj)?)
+        // The buffers for implicit sync, and their reservation objects, locked until the
+        // job's fence is in them.
+        let mut reader = user_reader(args.bos, args.bo_count, size_of::<UserBoRef>())?;
+        let mut resv_bos = KVec::with_capacity(args.bo_count as usize, GFP_KERNEL)?;
+        for _ in 0..args.bo_count {
+            let r = reader.read::<UserBoRef>()?.0;
+            if r.flags & !uapi::DUMMY_GPU_BO_WRITE != 0 {
+                return Err(EINVAL);
+            }
+            let write = r.flags & uapi::DUMMY_GPU_BO_WRITE != 0;
+            resv_bos.push((Bo::lookup(file, r.handle)?, write), GFP_KERNEL)?;
+        }
+        let mut resv_list = KVec::with_capacity(resv_bos.len(), GFP_KERNEL)?;
+        for (bo, _) in resv_bos.iter() {
+            resv_list.push(DmaResv::of_gem(&**bo), GFP_KERNEL)?;
+        }
+        // `EINVAL` if a buffer is listed twice.
+        let mut resvs = ResvLocks::lock(&resv_list)?;
+        for i in 0..resvs.len() {
+            resvs.reserve(i, 1)?;
+        }
+
+        let (syncobj, chain) = if out_syncobj {
+            let s = SyncObj::lookup(file, args.out_syncobj)?;
+            let chain = if args.out_point != 0 {
+                Some(FenceChainAllocation::new(GFP_KERNEL)?)
+            } else {
+                None
+            };
+            (Some(s), chain)
         } else {
-            None
+            (None, None)
         };
         let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
         let sync_file = SyncFile::new_unarmed()?;
@@ -581,12 +648,24 @@ impl File {
         for d in deps {
             job.add_dependency(d)?;
         }
+        if args.flags & uapi::DUMMY_GPU_SUBMIT_IMPLICIT_SYNC != 0 {
+            for (i, (_, write)) in resv_bos.iter().enumerate() {
+                job.add_resv_dependencies(&resvs, i, *write)?;
+            }
+        }
+        ring.queue.set_client_id(file.client_id());
 
         // The point of no return.
         let done = job.submit();
 
-        if let Some(s) = syncobj {
-            s.replace_fence(Some(&done));
+        for (i, (_, write)) in resv_bos.iter().enumerate() {
+            resvs.add_fence(i, &done, ResvUsage::of_access(*write));
+        }
+        drop(resvs);
+        match (syncobj, chain) {
+            (Some(s), Some(chain)) => s.add_point(chain, &done, args.out_point),
+            (Some(s), None) => s.replace_fence(Some(&done)),
+            _ => {}
         }
         args.out_fence = fd.reserved_fd() as i32;
         args.seqno = done.seqno();

@@ -4,6 +4,7 @@
 
 use super::{
     deps::DepWait,
+    trace::JobEvent,
     Inner,
     JobMeta,
     JobQueue,
@@ -13,6 +14,10 @@ use super::{
 use crate::{
     alloc::Flags,
     dma_buf::{
+        resv::{
+            ResvLocks,
+            ResvUsage, //
+        },
         DriverFence,
         DriverFenceAllocation,
         Fence, //
@@ -196,6 +201,25 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         Ok(())
     }
 
+    /// Adds the fences of object `i` of the locked reservation objects `resvs` that an access
+    /// must wait for (implicit synchronization): a write waits for all readers and writers, a
+    /// read for the writers ([`ResvUsage::to_wait_for`]). Deduplicated like
+    /// [`PreparedJob::add_dependency`].
+    ///
+    /// After [`PreparedJob::submit`], the driver adds the job's done fence to the same
+    /// objects with [`ResvLocks::add_fence`] (usage [`ResvUsage::of_access`]), in slots it
+    /// reserved with [`ResvLocks::reserve`] before submitting, and then unlocks them.
+    pub fn add_resv_dependencies(
+        &mut self,
+        resvs: &ResvLocks<'_>,
+        i: usize,
+        write: bool,
+    ) -> Result {
+        resvs.for_each_fence(i, ResvUsage::to_wait_for(write), |f| {
+            self.add_dependency(f.into())
+        })
+    }
+
     /// Returns how many dependencies the job waits for, after deduplication.
     pub fn dependency_count(&self) -> usize {
         self.node.deps.len()
@@ -222,6 +246,14 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             let fence = queue.ctx.new_fence(alloc);
             let seqno = fence.as_fence().seqno();
             let done = fence.fence();
+            // Under the lock: before the work item can see the job.
+            queue.trace_job(
+                JobEvent::Queue,
+                seqno,
+                st.stats.pending + 1,
+                st.credits_in_use,
+            );
+            queue.trace_deps(seqno, node.deps.iter().map(|d| &**d));
             *node.as_mut().project().fence = Some(fence);
             match queue.pending.lock().store(seqno as usize, node, GFP_NOWAIT) {
                 Ok(_) => {}

@@ -116,6 +116,7 @@ mod run;
 mod signal;
 mod stats;
 mod timeout;
+mod trace;
 
 pub use job::PreparedJob;
 pub use stats::{
@@ -312,14 +313,15 @@ enum Phase {
 ///   `Inner::inflight`. [`JobQueue::complete`] and the other signalling paths only signal the
 ///   jobs `[oldest, handed)`.
 /// - `[handed, next_to_run)` is empty, or is the one job whose `run()` is executing, and then
-///   `running == Some(handed)`. `late` is `None` unless `running` is `Some`.
+///   `running == Some(handed)`. `cold.late` is `None` unless `running` is `Some`.
 /// - The jobs `[next_to_run, next_seqno)` are pending: the first one is in `Inner::head` or in
 ///   `Inner::pending`, the others in `Inner::pending`.
 /// - Once `phase` is not [`Phase::Live`], no job is handed to `run()` again, and jobs with a
-///   seqno at or after `dead_from` were submitted after the queue died.
+///   seqno at or after `cold.dead_from` were submitted after the queue died.
 /// - While `parked_since` is `Some`, no job is handed to `run()` and `timed_out()` is not
 ///   called.
-/// - `hold_from` is `Some` only while `timed_out()` executes; `held` is `None` when it is not.
+/// - `cold.hold_from` is `Some` only while `timed_out()` executes; `cold.held` is `None` when
+///   it is not.
 /// - `credits_in_use` is the sum of the credits of the jobs in flight that were run, and
 ///   `stats.in_flight`/`stats.pending` count the jobs of the two ranges above.
 struct State {
@@ -327,12 +329,27 @@ struct State {
     /// Since when the queue is parked ([`JobQueue::park`]), in monotonic ns: no job is handed
     /// to `run()` and no timeout is handled while this is `Some`.
     parked_since: Option<i64>,
-    dead_from: u64,
-    /// The job that timed out when the driver declared the ring dead.
-    timed_out: Option<u64>,
     oldest: u64,
     handed: u64,
     running: Option<u64>,
+    next_to_run: u64,
+    next_seqno: u64,
+    credits_in_use: u32,
+    /// When the last job that ran signalled (monotonic ns), for the ring time.
+    last_finish: i64,
+    /// The done fence of the last job submitted, for [`JobQueue::flush`].
+    last_submitted: Option<ARef<Fence>>,
+    stats: JobQueueStats,
+    /// What the per-job paths rarely touch, out of line: a queue of a device with thousands of
+    /// them then fits a 512-byte slab object.
+    cold: KBox<Cold>,
+}
+
+/// The rarely used part of [`State`], protected by `Inner::state` too.
+struct Cold {
+    dead_from: u64,
+    /// The job that timed out when the driver declared the ring dead.
+    timed_out: Option<u64>,
     /// A completion report for the `running` job that arrived during its `run()`.
     late: Option<Result>,
     /// The job `timed_out()` is executing for: reports are not applied to it or to later jobs
@@ -343,14 +360,8 @@ struct State {
     /// An error reported for a job before the one of a later report: applied when a report
     /// reaches that job.
     held_err: Option<(u64, Error)>,
-    next_to_run: u64,
-    next_seqno: u64,
-    credits_in_use: u32,
-    /// When the last job that ran signalled (monotonic ns), for the ring time.
-    last_finish: i64,
-    /// The done fence of the last job submitted, for [`JobQueue::flush`].
-    last_submitted: Option<ARef<Fence>>,
-    stats: JobQueueStats,
+    /// The last job that ran and signalled ([`JobQueue::last_job`]).
+    last_job: Option<JobTimes>,
 }
 
 /// Reservation bookkeeping, protected by `Inner::reservations`.
@@ -404,6 +415,8 @@ struct Inner<D: JobQueueDriver> {
     stopped: Completion,
     /// Whether a completion report beyond the jobs handed to the ring was seen already.
     clamp_warned: Atomic<u32>,
+    /// The client id of the trace events ([`JobQueue::set_client_id`]).
+    client_id: Atomic<u64>,
     /// Set by [`JobQueue::shutdown`]: the owner drops the last handle in process context, and
     /// the queue is freed right there.
     shut_down: Atomic<u32>,
@@ -494,8 +507,8 @@ impl<D: JobQueueDriver> Inner<D> {
                 // INVARIANT: From now on `run()` is not called again (the work item checks the
                 // phase under this lock before each call); later submissions get `-ENODEV`.
                 st.phase = Phase::Dying;
-                st.dead_from = st.next_seqno;
-                st.timed_out = timed_out;
+                st.cold.dead_from = st.next_seqno;
+                st.cold.timed_out = timed_out;
             }
             live
         };
@@ -583,21 +596,27 @@ impl<D: JobQueueDriver> JobQueue<D> {
         let state = State {
             phase: Phase::Live,
             parked_since: None,
-            dead_from: u64::MAX,
-            timed_out: None,
             oldest: 1,
             handed: 1,
             running: None,
-            late: None,
-            hold_from: None,
-            held: None,
-            held_err: None,
             next_to_run: 1,
             next_seqno: 1,
             credits_in_use: 0,
             last_finish: 0,
             last_submitted: None,
             stats: JobQueueStats::default(),
+            cold: KBox::new(
+                Cold {
+                    dead_from: u64::MAX,
+                    timed_out: None,
+                    late: None,
+                    hold_from: None,
+                    held: None,
+                    held_err: None,
+                    last_job: None,
+                },
+                GFP_KERNEL,
+            )?,
         };
         let inner = Arc::pin_init(
             pin_init!(Inner {
@@ -614,6 +633,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 inflight <- XArray::new_irq_safe(AllocKind::Alloc, inflight_name, inflight_key),
                 stopped <- Completion::new(),
                 clamp_warned: Atomic::new(0),
+                client_id: Atomic::new(0),
                 shut_down: Atomic::new(0),
                 work <- Work::new(work_name, work_key),
                 timeout_work <- DelayedWork::new(timeout_name, timeout_key, timer_name, timer_key),
@@ -672,6 +692,13 @@ impl<D: JobQueueDriver> JobQueue<D> {
         // again: the queue is dead and idle.
         DelayedWork::<Inner<D>, 1>::cancel_sync(&self.inner);
         Work::<Inner<D>, 0>::cancel_sync(&self.inner);
+    }
+
+    /// Sets the client id of the queue's trace events (`client_id:` of
+    /// `include/trace/events/drm_jobqueue.h`): the owning DRM file's fdinfo `drm-client-id`,
+    /// as drm_sched reports it. 0 until set.
+    pub fn set_client_id(&self, id: u64) {
+        self.inner.client_id.store(id, Relaxed);
     }
 
     /// Returns the fence context of the queue's done fences.

@@ -8,6 +8,7 @@
 
 use super::{
     signal::Skip,
+    trace::JobEvent,
     Inner,
     JobQueueDriver,
     Phase, //
@@ -84,7 +85,7 @@ impl<D: JobQueueDriver> Inner<D> {
         let mut skip = match (st.phase, *n.dep_error) {
             (_, Some(e)) => Some(Skip::Dependency(e)),
             (Phase::Live, None) => None,
-            (_, None) if seqno >= st.dead_from => Some(Skip::AfterDeath),
+            (_, None) if seqno >= st.cold.dead_from => Some(Skip::AfterDeath),
             (_, None) => Some(Skip::Cancelled),
         };
         if skip.is_none()
@@ -148,6 +149,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 st.credits_in_use += credits;
                 // INVARIANT: `run()` executes for `seqno` until `handed` passes it.
                 st.running = Some(seqno);
+                self.trace_job(JobEvent::Run, seqno, st.stats.pending, st.credits_in_use);
                 drop(st);
                 self.driver.run(job, seqno, &done);
                 let (late, first) = {
@@ -155,7 +157,7 @@ impl<D: JobQueueDriver> Inner<D> {
                     // INVARIANT: Handed; `late` is cleared with `running`.
                     st.handed = seqno + 1;
                     st.running = None;
-                    (st.late.take(), st.oldest == seqno)
+                    (st.cold.late.take(), st.oldest == seqno)
                 };
                 if first {
                     // The ring was idle: its timeout starts now, not when this pass ends.

@@ -7,6 +7,7 @@
 //! for jobs that were handed to the ring.
 
 use super::{
+    Cold,
     Inner,
     JobQueue,
     JobQueueDriver,
@@ -77,14 +78,14 @@ impl Skip {
     }
 }
 
-impl State {
+impl Cold {
     /// Holds back a completion report (`seqno`, `result`) that arrived while `timed_out()`
     /// executes. Reports say that every job up to `seqno` finished, so a later report
     /// replaces an earlier one, except for the error an earlier one carried: the first such
     /// error is kept in `held_err`. (A second error in one timeout handler is reported as
     /// success, with a warning: the ring was being reset.)
     pub(super) fn hold_report(&mut self, seqno: u64, result: Result) {
-        fn keep_err(st: &mut State, at: u64, e: Error) {
+        fn keep_err(st: &mut Cold, at: u64, e: Error) {
             match st.held_err {
                 None => st.held_err = Some((at, e)),
                 Some((prev, _)) if prev == at => {}
@@ -131,7 +132,7 @@ impl<D: JobQueueDriver> Inner<D> {
         let mut any = false;
         loop {
             let order = self.signal_lock.lock();
-            let (fence, res, times) = {
+            let (fence, res, times, seqno) = {
                 let mut st = self.state.lock();
                 let idx = st.oldest;
                 if idx >= st.handed {
@@ -184,17 +185,18 @@ impl<D: JobQueueDriver> Inner<D> {
                             finished_ns: now,
                             ring_ns,
                         };
-                        st.stats.last_job = Some(t);
+                        st.cold.last_job = Some(t);
                         times = Some(t);
                     }
                     Some(Skip::Cancelled) => st.stats.cancelled += 1,
                     Some(_) => st.stats.errored += 1,
                 }
-                (fence, res, times)
+                (fence, res, times, idx)
             };
             // Outside the state lock: callbacks on the fence may look at this queue's
             // counters (see `Inner`'s locking rules).
             let _ = fence.signal(res);
+            self.trace_done(seqno);
             drop(order);
             any = true;
             if let Some(t) = times {
@@ -213,13 +215,13 @@ impl<D: JobQueueDriver> Inner<D> {
             if idx > seqno {
                 return None;
             }
-            if st.hold_from.is_some_and(|from| idx >= from) {
-                st.hold_report(seqno, result);
+            if st.cold.hold_from.is_some_and(|from| idx >= from) {
+                st.cold.hold_report(seqno, result);
                 return None;
             }
-            if let Some((at, e)) = st.held_err {
+            if let Some((at, e)) = st.cold.held_err {
                 if at <= idx {
-                    st.held_err = None;
+                    st.cold.held_err = None;
                     if at == idx {
                         return Some(Err(e));
                     }
@@ -263,7 +265,7 @@ impl<D: JobQueueDriver> Inner<D> {
             // INVARIANT: The driver said the ring no longer touches its jobs. The timeout work
             // item sees this under `driver_lock`, and calls the driver no more.
             st.phase = Phase::Stopped;
-            st.timed_out
+            st.cold.timed_out
         };
         // No timeout any more; a pending timer would keep the queue alive until it fires.
         DelayedWork::<Self, 1>::cancel(self);
@@ -325,9 +327,9 @@ impl<D: JobQueueDriver> JobQueue<D> {
                         // INVARIANT: `running` is `Some`, so `late` may be set. A report for a
                         // later job says `r` succeeded, unless it was reported otherwise.
                         if seqno == r {
-                            st.late = Some(result);
-                        } else if st.late.is_none() {
-                            st.late = Some(Ok(()));
+                            st.cold.late = Some(result);
+                        } else if st.cold.late.is_none() {
+                            st.cold.late = Some(Ok(()));
                         }
                         seqno > r
                     }

@@ -68,12 +68,10 @@ pub struct JobQueueStats {
     pub pending: u64,
     /// Credits held by running jobs.
     pub credits_in_use: u32,
-    /// The last job that ran and signalled, and when it was on the ring.
-    pub last_job: Option<JobTimes>,
 }
 
 /// When a job was on the ring: given to [`JobQueueDriver::job_done`] for every job that ran,
-/// and kept for the last one in [`JobQueueStats::last_job`].
+/// and kept for the last one ([`JobQueue::last_job`]).
 ///
 /// Times are `CLOCK_MONOTONIC` nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,10 +99,6 @@ impl core::ops::AddAssign for JobQueueStats {
         self.busy_ns += o.busy_ns;
         self.pending += o.pending;
         self.credits_in_use += o.credits_in_use;
-        self.last_job = match (self.last_job, o.last_job) {
-            (Some(a), Some(b)) if a.finished_ns >= b.finished_ns => Some(a),
-            (a, b) => b.or(a),
-        };
     }
 }
 
@@ -129,5 +123,12 @@ impl<D: JobQueueDriver> JobQueue<D> {
         let mut s = st.stats;
         s.credits_in_use = st.credits_in_use;
         s
+    }
+
+    /// Returns the last job that ran and signalled, and when it was on the ring.
+    ///
+    /// Callable wherever [`JobQueue::stats`] is.
+    pub fn last_job(&self) -> Option<JobTimes> {
+        self.inner.state.lock().cold.last_job
     }
 }

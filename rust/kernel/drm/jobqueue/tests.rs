@@ -1094,6 +1094,60 @@ mod scenarios {
         Ok(())
     }
 
+    /// Implicit sync: a read waits for the writers of a reservation object, a write for every
+    /// fence in it, and the done fence goes into the object after submit.
+    #[test]
+    fn resv_dependencies() -> Result {
+        use crate::dma_buf::resv::{
+            OwnedResv,
+            ResvLocks,
+            ResvUsage, //
+        };
+        let rig = Rig::new(Mode::Manual, 64, 5000)?;
+        let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+        let (wctx, rctx) = (foreign()?, foreign()?);
+        let (w, r) = (foreign_fence(&wctx)?, foreign_fence(&rctx)?);
+        let mut locks = ResvLocks::lock(&[&**resv])?;
+        locks.reserve(0, 3)?;
+        locks.add_fence(0, &w.fence(), ResvUsage::Write);
+        locks.add_fence(0, &r.fence(), ResvUsage::Read);
+        let mut reader = rig.job(1)?;
+        reader.add_resv_dependencies(&locks, 0, false)?;
+        assert_eq!(reader.dependency_count(), 1);
+        let mut writer = rig.job(1)?;
+        writer.add_resv_dependencies(&locks, 0, true)?;
+        assert_eq!(writer.dependency_count(), 2);
+        let rd = reader.submit();
+        let wd = writer.submit();
+        locks.add_fence(0, &wd, ResvUsage::of_access(true));
+        drop(locks);
+        fsleep(Delta::from_millis(20));
+        assert_eq!(rig.hw.running(), 0);
+        // The writer of the object finishes: the reader runs, the writer still waits.
+        let _ = w.signal(Ok(()));
+        assert!(rig.hw.wait_running(1, 5000));
+        fsleep(Delta::from_millis(20));
+        assert_eq!(rig.hw.running(), 1);
+        assert_eq!(rig.hw.advance(1), 1);
+        wait(&rd)?;
+        let _ = r.signal(Ok(()));
+        assert!(rig.hw.wait_running(1, 5000));
+        assert_eq!(rig.hw.advance(1), 1);
+        wait(&wd)?;
+        // The next user of the object finds the queue's done fence as its writer.
+        let locks = ResvLocks::lock(&[&**resv])?;
+        let mut ours = 0;
+        locks.for_each_fence(0, ResvUsage::Write, |f| {
+            if f.context() == rig.q.fence_context() {
+                ours += 1;
+            }
+            Ok(())
+        })?;
+        assert_eq!(ours, 1);
+        rig.check_balance();
+        Ok(())
+    }
+
     #[test]
     fn lockdep_still_enabled() {
         assert!(lockdep_enabled());

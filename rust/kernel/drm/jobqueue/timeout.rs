@@ -89,7 +89,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 return;
             }
             // INVARIANT: Set right before `timed_out()`, released right after it.
-            st.hold_from = Some(seqno);
+            st.cold.hold_from = Some(seqno);
             seqno
         };
         let action = {
@@ -103,8 +103,8 @@ impl<D: JobQueueDriver> Inner<D> {
                 _ => false,
             };
             // INVARIANT: `timed_out()` returned; what was held is applied below.
-            st.hold_from = None;
-            (marked, st.held.take())
+            st.cold.hold_from = None;
+            (marked, st.cold.held.take())
         };
         // What the ring reported meanwhile happened: apply it first (a guilty job signals
         // `-ETIMEDOUT` whatever the reports said).

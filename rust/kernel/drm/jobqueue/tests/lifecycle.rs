@@ -666,7 +666,7 @@ mod lifecycle {
         assert_eq!(ring.done_jobs.load(Relaxed), 2);
         assert_eq!(ring.done_ring_ns.load(Relaxed), busy);
         assert_eq!(ring.done_bad.load(Relaxed), 0);
-        let last = q.stats().last_job.ok_or(EINVAL)?;
+        let last = q.last_job().ok_or(EINVAL)?;
         assert_eq!(last.seqno, b.seqno());
         assert!(last.finished_ns - last.started_ns >= 50_000_000);
         // A job whose dependency failed does not run and adds nothing.
