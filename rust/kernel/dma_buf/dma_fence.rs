@@ -50,10 +50,35 @@ use core::{
     ptr::NonNull, //
 };
 
-/// Names of a fence timeline, read by the C fence code through the fence ops.
+/// What the C fence code reaches through the fence ops of a timeline: its names and its
+/// deadline hook. Freed one RCU grace period after the [`FenceCtx`] is gone.
 struct FenceNames {
     driver: CString,
     timeline: CString,
+    deadline: Option<Arc<dyn FenceDeadline>>,
+}
+
+/// Receives the deadline hints of a timeline's fences (`dma_fence_set_deadline()`).
+///
+/// A waiter, such as a display driver for the next vblank, asks that a fence signal by a
+/// deadline; the fence's owner may then boost clocks or forward the hint to what the work
+/// waits for. Hints are advisory: ignoring one breaks nothing. A deadline in the past means
+/// "as soon as possible". Several hints may arrive for one fence, or for different fences of
+/// the timeline; track the soonest.
+///
+/// # Context
+///
+/// [`FenceDeadline::set_deadline`] is called by whoever sets the deadline, in any context in
+/// which a `spinlock_t` may be taken (under the RCU read lock, possibly with interrupts off),
+/// only for a fence that was unsignalled just before, and possibly concurrently with its
+/// signalling. It must not sleep, allocate, or wait; the usual implementation records the
+/// deadline and queues a work item. The hook is dropped one RCU grace period after its
+/// [`FenceCtx`], from an RCU callback (softirq context): its drop must not sleep either, and a
+/// module that defines a hook type must call [`rcu_barrier`](rcu::rcu_barrier) before it is
+/// unloaded.
+pub trait FenceDeadline: Send + Sync + 'static {
+    /// The fence `seqno` of the timeline should signal by `deadline`.
+    fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>);
 }
 
 /// A fence context: one timeline of fences with strictly increasing sequence numbers.
@@ -125,10 +150,31 @@ fn order_class() -> (&'static CStr, Pin<&'static crate::sync::LockClassKey>) {
 impl FenceCtx {
     /// Creates a new fence context with its own context number.
     pub fn new(driver_name: &CStr, timeline_name: &CStr) -> Result<Arc<Self>> {
+        Self::new_inner(driver_name, timeline_name, None)
+    }
+
+    /// Creates a new fence context whose fences pass deadline hints
+    /// (`dma_fence_set_deadline()`) to `hook`.
+    ///
+    /// The context holds `hook` until one RCU grace period after the context is gone.
+    pub fn new_with_deadline(
+        driver_name: &CStr,
+        timeline_name: &CStr,
+        hook: Arc<dyn FenceDeadline>,
+    ) -> Result<Arc<Self>> {
+        Self::new_inner(driver_name, timeline_name, Some(hook))
+    }
+
+    fn new_inner(
+        driver_name: &CStr,
+        timeline_name: &CStr,
+        deadline: Option<Arc<dyn FenceDeadline>>,
+    ) -> Result<Arc<Self>> {
         let names = RcuBox::new(
             FenceNames {
                 driver: CString::try_from(driver_name)?,
                 timeline: CString::try_from(timeline_name)?,
+                deadline,
             },
             GFP_KERNEL,
         )?;
@@ -232,6 +278,7 @@ impl PinnedDrop for FenceCtx {
 static FENCE_OPS: bindings::dma_fence_ops = bindings::dma_fence_ops {
     get_driver_name: Some(fence_get_driver_name),
     get_timeline_name: Some(fence_get_timeline_name),
+    set_deadline: Some(fence_set_deadline),
     // SAFETY: All other fields are optional function pointers, for which zero is `None`.
     ..unsafe { core::mem::zeroed() }
 };
@@ -323,6 +370,23 @@ unsafe extern "C" fn fence_get_timeline_name(fence: *mut bindings::dma_fence) ->
     let header = fence.cast::<FenceHeader>();
     // SAFETY: As in `fence_get_driver_name`.
     unsafe { (*(*header).names).timeline.as_char_ptr() }
+}
+
+/// # Safety
+///
+/// Same as [`fence_get_driver_name`] (`dma_fence_set_deadline()` calls it under the RCU read
+/// lock, for a fence it saw unsignalled).
+unsafe extern "C" fn fence_set_deadline(fence: *mut bindings::dma_fence, deadline: i64) {
+    let header = fence.cast::<FenceHeader>();
+    // SAFETY: As in `fence_get_driver_name`: the names, and the hook they own, are alive.
+    let names = unsafe { &*(*header).names };
+    if let Some(hook) = &names.deadline {
+        // SAFETY: `fence` is initialised; `seqno` does not change after initialisation.
+        let seqno = unsafe { (*fence).seqno };
+        // SAFETY: The value is clamped into the range from 0 to `KTIME_MAX`.
+        let deadline = unsafe { Instant::<Monotonic>::from_ktime(deadline.max(0)) };
+        hook.set_deadline(seqno, deadline);
+    }
 }
 
 /// Data that may live in a [`DriverFence`].
@@ -899,6 +963,17 @@ impl Fence {
     pub fn is_later(&self, other: &Fence) -> bool {
         // SAFETY: Both fences are initialised.
         unsafe { bindings::dma_fence_is_later(self.as_raw(), other.as_raw()) }
+    }
+
+    /// Asks the fence's owner to signal it by `deadline` (`dma_fence_set_deadline()`): a hint,
+    /// which the owner may ignore. Does nothing for a signalled fence.
+    ///
+    /// # Context
+    ///
+    /// Any context in which a `spinlock_t` may be taken: the owner's hook runs right here.
+    pub fn set_deadline(&self, deadline: Instant<Monotonic>) {
+        // SAFETY: The fence is initialised and we hold a reference.
+        unsafe { bindings::dma_fence_set_deadline(self.as_raw(), deadline.as_nanos()) };
     }
 
     /// Returns the driver name, valid while the RCU read lock `_rcu` is held.

@@ -36,8 +36,9 @@ pub use self::dma_fence::{
     DriverFenceRef,
     Fence,
     FenceCtx,
-    Signalled, //
-    SignallingSection,
+    FenceDeadline,
+    Signalled,
+    SignallingSection, //
 };
 pub use self::fence_cb::{
     CallbackError,
