@@ -19,6 +19,10 @@ use crate::{
         FenceCbSlot, //
     },
     sync::Arc,
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 use core::pin::Pin;
 
@@ -42,19 +46,30 @@ impl<D: JobQueueDriver> Inner<D> {
     /// Checks the dependencies of the head job, arming the callback on the first unsignalled
     /// one. Returns `true` when all have signalled (a failed one included).
     ///
-    /// Called by the work item, with no queue lock held.
-    pub(super) fn poll_deps(self: &Arc<Self>, node: Pin<&mut JobNode<D>>) -> bool {
+    /// Called by the work item, with no queue lock held. `deadline` is the job's deadline
+    /// hint, which it forwards to the dependency it waits for.
+    pub(super) fn poll_deps(
+        self: &Arc<Self>,
+        node: Pin<&mut JobNode<D>>,
+        deadline: Option<Instant<Monotonic>>,
+    ) -> bool {
         let mut n = node.project();
         while *n.next_dep < n.deps.len() {
             let dep = &n.deps[*n.next_dep];
             if n.wait.is_armed() {
                 if !dep.is_signaled() {
+                    if let Some(d) = deadline.filter(|d| d.as_nanos() < *n.deadline_sent) {
+                        *n.deadline_sent = d.as_nanos();
+                        dep.set_deadline(d);
+                    }
                     return false;
                 }
                 // It signalled: disarming waits for a callback still running on another CPU,
                 // and hands back the queue reference if the callback did not run.
                 drop(n.wait.as_mut().disarm());
             }
+            // The next dependency has not been told any deadline.
+            *n.deadline_sent = i64::MAX;
             match dep.status() {
                 Some(Ok(())) => *n.next_dep += 1,
                 Some(Err(e)) => {
@@ -64,7 +79,13 @@ impl<D: JobQueueDriver> Inner<D> {
                     *n.next_dep += 1;
                 }
                 None => match n.wait.as_mut().arm(dep.clone(), DepKick(self.clone())) {
-                    Ok(()) => return false,
+                    Ok(()) => {
+                        if let Some(d) = deadline {
+                            *n.deadline_sent = d.as_nanos();
+                            dep.set_deadline(d);
+                        }
+                        return false;
+                    }
                     // It signalled meanwhile: look at its status again.
                     Err(CallbackError::AlreadySignaled(kick)) => drop(kick),
                     Err(CallbackError::Other(e)) => {

@@ -51,6 +51,8 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     pub(super) next_dep: usize,
     /// The first dependency error seen.
     pub(super) dep_error: Option<Error>,
+    /// The deadline (monotonic ns) last forwarded to `deps[next_dep]`, or `i64::MAX`.
+    pub(super) deadline_sent: i64,
     pub(super) credits: u32,
 }
 
@@ -98,6 +100,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 deps: KVec::new(),
                 next_dep: 0,
                 dep_error: None,
+                deadline_sent: i64::MAX,
                 credits,
             }),
             flags,

@@ -74,6 +74,7 @@ use crate::{
         DriverFenceAllowedData,
         Fence,
         FenceCtx,
+        FenceDeadline,
         FenceWorkqueue,
         SignallingSection,
         SignallingWorkItem, //
@@ -93,7 +94,11 @@ use crate::{
         SpinLock,
         SpinLockIrq, //
     },
-    time::Delta,
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
     workqueue::{
         impl_has_delayed_work,
         impl_has_work,
@@ -170,6 +175,7 @@ mod classes {
         work => c"JobQueue::work",
         timeout_work => c"JobQueue::timeout_work",
         timeout_timer => c"JobQueue::timeout_work_timer",
+        deadline => c"JobQueue::deadline",
     }
 }
 
@@ -273,6 +279,24 @@ pub trait JobQueueDriver: Send + Sync + 'static {
     /// no queue lock held. It must not sleep, allocate, or call [`JobQueue::complete`].
     fn job_done(&self, times: &JobTimes) {
         let _ = times;
+    }
+
+    /// A waiter asked that the done fence of `seqno` signal by `deadline`
+    /// (`dma_fence_set_deadline()`, for example a display driver's next vblank): the jobs up
+    /// to `seqno` that the ring was given should finish by then. A hint, for clock boosting;
+    /// the default ignores it. A deadline in the past means "as soon as possible".
+    ///
+    /// The queue forwards the deadline itself to the unsignalled dependency each waiting job
+    /// up to `seqno` waits for, as drm_sched does. It calls this when the hint arrives while
+    /// such jobs are on the ring, and after [`run`](Self::run) for each such job handed to
+    /// the ring later; never after [`stop`](Self::stop).
+    ///
+    /// # Context
+    ///
+    /// The same as [`run`](Self::run): the submit work item, with the driver lock held,
+    /// inside a signalling section.
+    fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
+        let _ = (seqno, deadline);
     }
 }
 
@@ -379,7 +403,9 @@ struct Reservations {
 /// `signal_lock`, `state`, then one of the XArray locks (`pending`, `inflight`). `head` is
 /// taken with `driver_lock` at most, `reservations` with no other queue lock held (the XArray
 /// locks nest inside `reservations`). Only `driver_lock` is held while calling the driver or
-/// a dependency fence. Only `signal_lock` is held while a done fence signals, so
+/// a dependency fence. `deadline_hook`'s lock is taken with no queue spinlock held (it is taken
+/// by whoever sets a deadline on a done fence, and queues the work item under it). Only
+/// `signal_lock` is held while a done fence signals, so
 /// callbacks on done fences (which run under the fence's lock) may take `state` (for
 /// [`JobQueue::stats`] or dropping the queue) but never `signal_lock`
 /// ([`JobQueue::complete`]).
@@ -430,6 +456,48 @@ struct Inner<D: JobQueueDriver> {
     submit_wq: Arc<FenceWorkqueue>,
     /// Runs `timeout_work`.
     timeout_wq: Arc<FenceWorkqueue>,
+    /// Receives the deadline hints of the done fences.
+    deadline_hook: Arc<DeadlineHook<D>>,
+    /// The deadline hint being applied: the jobs up to `deadline_upto` (0: none) should signal
+    /// by `deadline_ns` (monotonic). Only the submit work item uses them.
+    deadline_upto: Atomic<u64>,
+    deadline_ns: Atomic<i64>,
+    /// Set by the deadline hook before it queues the work item: a hint is waiting.
+    deadline_hinted: Atomic<u32>,
+}
+
+/// The deadline hook of a queue's fence timeline ([`JobQueueDriver::set_deadline`]).
+///
+/// It holds a reference to the queue until the queue's teardown begins: the timeline holds
+/// the hook and the queue holds the timeline, and the teardown breaks that cycle.
+#[pin_data]
+struct DeadlineHook<D: JobQueueDriver> {
+    #[pin]
+    state: SpinLockIrq<HookState<D>>,
+}
+
+/// Protected by `DeadlineHook::state`.
+struct HookState<D: JobQueueDriver> {
+    /// The queue, until its teardown begins.
+    queue: Option<Arc<Inner<D>>>,
+    /// The hints received since the work item last took them: the highest seqno and the
+    /// soonest deadline (monotonic ns).
+    hint: Option<(u64, i64)>,
+}
+
+impl<D: JobQueueDriver> FenceDeadline for DeadlineHook<D> {
+    fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
+        let ns = deadline.as_nanos();
+        let mut st = self.state.lock();
+        st.hint = Some(match st.hint {
+            Some((s, d)) => (s.max(seqno), d.min(ns)),
+            None => (seqno, ns),
+        });
+        if let Some(q) = &st.queue {
+            q.deadline_hinted.store(1, Relaxed);
+            q.as_arc_borrow().kick();
+        }
+    }
 }
 
 /// The workqueues a driver's job queues share: one for submission, one for timeouts.
@@ -513,6 +581,12 @@ impl<D: JobQueueDriver> Inner<D> {
             live
         };
         if was_live {
+            // The queue no longer needs deadline hints: break the reference cycle through the
+            // fence timeline (never the last reference: `self` is borrowed from another).
+            let q = self.deadline_hook.state.lock().queue.take();
+            if let Some(q) = q {
+                Inner::release(q);
+            }
             self.kick();
         }
         was_live
@@ -559,7 +633,9 @@ impl<D: JobQueueDriver> Inner<D> {
 /// in a fence callback, in atomic or interrupt context. It starts the same teardown as
 /// [`JobQueue::kill`], which then runs from the queue's work item; the queue's memory is freed
 /// once that teardown is over. A driver module must not unload before its queues are gone:
-/// call [`JobQueue::shutdown`] for each from the module's exit path.
+/// call [`JobQueue::shutdown`] for each from the module's exit path, then drop them and call
+/// [`rcu_barrier`](crate::sync::rcu::rcu_barrier) (the queue's deadline hook, code of the
+/// driver module, is freed from an RCU callback).
 pub struct JobQueue<D: JobQueueDriver> {
     inner: ManuallyDrop<Arc<Inner<D>>>,
 }
@@ -582,7 +658,21 @@ impl<D: JobQueueDriver> JobQueue<D> {
         if capacity == 0 || timeout <= Delta::ZERO {
             return Err(EINVAL);
         }
-        let ctx = FenceCtx::new(driver_name, name)?;
+        let (hook_name, hook_key) = classes::deadline();
+        let hook = Arc::pin_init(
+            pin_init!(DeadlineHook {
+                state <- SpinLockIrq::new(
+                    HookState {
+                        queue: None,
+                        hint: None,
+                    },
+                    hook_name,
+                    hook_key,
+                ),
+            }),
+            GFP_KERNEL,
+        )?;
+        let ctx = FenceCtx::new_with_deadline(driver_name, name, hook.clone())?;
         let (state_name, state_key) = classes::state();
         let (signal_name, signal_key) = classes::signal();
         let (head_name, head_key) = classes::head();
@@ -639,9 +729,14 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 timeout_work <- DelayedWork::new(timeout_name, timeout_key, timer_name, timer_key),
                 submit_wq: wqs.submit.clone(),
                 timeout_wq: wqs.timeout.clone(),
+                deadline_hook: hook,
+                deadline_upto: Atomic::new(0),
+                deadline_ns: Atomic::new(0),
+                deadline_hinted: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?;
+        inner.deadline_hook.state.lock().queue = Some(inner.clone());
         Ok(Self {
             inner: ManuallyDrop::new(inner),
         })

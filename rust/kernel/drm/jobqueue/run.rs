@@ -29,6 +29,7 @@ use crate::{
 impl<D: JobQueueDriver> Inner<D> {
     /// The submit work item's body, inside `section`.
     pub(super) fn process(self: &Arc<Self>, section: &mut SignallingSection) {
+        self.apply_deadline();
         loop {
             let phase = self.state.lock().phase;
             if phase == Phase::Dying {
@@ -45,6 +46,57 @@ impl<D: JobQueueDriver> Inner<D> {
             self.stopped.complete_all();
         }
         self.arm_timeout();
+    }
+
+    /// Takes the deadline hints that arrived since the last pass, and tells the driver about
+    /// the jobs on the ring they cover.
+    fn apply_deadline(&self) {
+        let upto = self.deadline_upto.load(Relaxed);
+        if upto == 0 && self.deadline_hinted.xchg(0, Relaxed) == 0 {
+            // The common case: no deadline, none arrived.
+            return;
+        }
+        let hint = self.deadline_hook.state.lock().hint.take();
+        let (oldest, handed, live) = {
+            let st = self.state.lock();
+            (st.oldest, st.handed, st.phase == Phase::Live)
+        };
+        let (mut upto, mut ns) = (upto, self.deadline_ns.load(Relaxed));
+        if upto < oldest {
+            // Every job the last hint covered has signalled.
+            upto = 0;
+        }
+        let Some((s, d)) = hint else {
+            self.deadline_upto.store(upto, Relaxed);
+            return;
+        };
+        if s < oldest {
+            // Signalled meanwhile.
+            self.deadline_upto.store(upto, Relaxed);
+            return;
+        }
+        ns = if upto == 0 { d } else { ns.min(d) };
+        upto = upto.max(s);
+        self.deadline_ns.store(ns, Relaxed);
+        self.deadline_upto.store(upto, Relaxed);
+        if live && oldest < handed {
+            let _driver = self.driver_lock.lock();
+            // `stop()` is called with the driver lock held: checked under it, it has not been.
+            if self.state.lock().phase == Phase::Live {
+                if let Some(d) = self.deadline_for(oldest) {
+                    self.driver.set_deadline(upto.min(handed - 1), d);
+                }
+            }
+        }
+    }
+
+    /// The deadline of the job `seqno`, if a hint covers it. Only for the submit work item.
+    fn deadline_for(&self, seqno: u64) -> Option<Instant<Monotonic>> {
+        if seqno > self.deadline_upto.load(Relaxed) {
+            return None;
+        }
+        // SAFETY: `deadline_ns` was set from an `Instant` (0 to `KTIME_MAX`) with `upto`.
+        Some(unsafe { Instant::from_ktime(self.deadline_ns.load(Relaxed)) })
     }
 
     /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
@@ -75,7 +127,11 @@ impl<D: JobQueueDriver> Inner<D> {
             }
         };
         // Dependencies: polled with no queue lock held.
-        if !self.poll_deps(node.as_mut()) {
+        let deadline = match self.deadline_upto.load(Relaxed) {
+            0 => None,
+            _ => self.deadline_for(self.state.lock().next_to_run),
+        };
+        if !self.poll_deps(node.as_mut(), deadline) {
             *self.head.lock() = Some(node);
             return false;
         }
@@ -152,6 +208,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 self.trace_job(JobEvent::Run, seqno, st.stats.pending, st.credits_in_use);
                 drop(st);
                 self.driver.run(job, seqno, &done);
+                if let Some(d) = self.deadline_for(seqno) {
+                    self.driver.set_deadline(seqno, d);
+                }
                 let (late, first) = {
                     let mut st = self.state.lock();
                     // INVARIANT: Handed; `late` is cleared with `running`.

@@ -46,6 +46,10 @@ struct LifeRing {
     done_jobs: Atomic<u64>,
     done_ring_ns: Atomic<u64>,
     done_bad: Atomic<u32>,
+    /// `set_deadline()` calls, the highest seqno and the last deadline they named.
+    deadline_calls: Atomic<u32>,
+    deadline_seqno: Atomic<u64>,
+    deadline_ns: Atomic<i64>,
 }
 
 impl LifeRing {
@@ -81,6 +85,9 @@ impl LifeRing {
                 done_jobs: Atomic::new(0),
                 done_ring_ns: Atomic::new(0),
                 done_bad: Atomic::new(0),
+                deadline_calls: Atomic::new(0),
+                deadline_seqno: Atomic::new(0),
+                deadline_ns: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?)
@@ -208,6 +215,32 @@ impl JobQueueDriver for LifeDriver {
         }
         r.done_jobs.fetch_add(1, Relaxed);
         r.done_ring_ns.fetch_add(t.ring_ns, Relaxed);
+    }
+
+    fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
+        let r = &self.ring;
+        r.enter();
+        if seqno > r.deadline_seqno.load(Relaxed) {
+            r.deadline_seqno.store(seqno, Relaxed);
+        }
+        r.deadline_ns.store(deadline.as_nanos(), Relaxed);
+        r.deadline_calls.fetch_add(1, Relaxed);
+        r.leave();
+    }
+}
+
+/// Records the deadline hints of a foreign timeline.
+struct DeadlineRec {
+    calls: Atomic<u32>,
+    seqno: Atomic<u64>,
+    ns: Atomic<i64>,
+}
+
+impl FenceDeadline for DeadlineRec {
+    fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
+        self.seqno.store(seqno, Relaxed);
+        self.ns.store(deadline.as_nanos(), Relaxed);
+        self.calls.fetch_add(1, Relaxed);
     }
 }
 
@@ -524,6 +557,62 @@ mod lifecycle {
         wait(&done)?;
         assert_eq!(done.status(), Some(Err(ECANCELED)));
         assert!(ring.wait_dropped(5000));
+        Ok(())
+    }
+
+    /// A deadline hint on a done fence (`dma_fence_set_deadline()`) reaches the driver for the
+    /// jobs on the ring it covers and, after `run()`, for each job it covers that runs later;
+    /// and it reaches the dependency a waiting job waits for, as in drm_sched.
+    #[test]
+    fn deadline_reaches_driver_and_dependencies() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let rec = Arc::new(
+            DeadlineRec {
+                calls: Atomic::new(0),
+                seqno: Atomic::new(0),
+                ns: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let fctx = FenceCtx::new_with_deadline(c"jobqueue-test", c"deadline-dep", rec.clone())?;
+        let dep = fctx.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+        let a = submit(&q, &[])?;
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 1));
+        let b = submit(&q, &[dep.fence()])?;
+        let c = submit(&q, &[])?;
+        // Let the queue arm its callback on `dep`.
+        fsleep(Delta::from_millis(20));
+        assert_eq!(rec.calls.load(Relaxed), 0);
+        assert_eq!(ring.deadline_calls.load(Relaxed), 0);
+        let deadline = Instant::<Monotonic>::now() + Delta::from_millis(16);
+        c.set_deadline(deadline);
+        // `a` is on the ring, `b` waits for `dep`.
+        assert!(wait_for(5000, || rec.calls.load(Relaxed) == 1));
+        assert_eq!(rec.seqno.load(Relaxed), dep.as_fence().seqno());
+        assert_eq!(rec.ns.load(Relaxed), deadline.as_nanos());
+        assert!(wait_for(5000, || ring.deadline_calls.load(Relaxed) == 1));
+        assert_eq!(ring.deadline_seqno.load(Relaxed), a.seqno());
+        assert_eq!(ring.deadline_ns.load(Relaxed), deadline.as_nanos());
+        // A later, sooner hint is forwarded again; one for a later job is not needed.
+        let sooner = deadline - Delta::from_millis(8);
+        b.set_deadline(sooner);
+        assert!(wait_for(5000, || rec.calls.load(Relaxed) == 2));
+        assert_eq!(rec.ns.load(Relaxed), sooner.as_nanos());
+        // `b` and `c` run once `dep` signalled: the driver hears of each.
+        let _ = dep.signal(Ok(()));
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 3));
+        assert!(wait_for(5000, || ring.deadline_seqno.load(Relaxed) == c.seqno()));
+        assert_eq!(ring.deadline_ns.load(Relaxed), sooner.as_nanos());
+        q.complete(u64::MAX, Ok(()));
+        wait(&c)?;
+        // Signalled fences take no hint.
+        let calls = ring.deadline_calls.load(Relaxed);
+        c.set_deadline(deadline);
+        fsleep(Delta::from_millis(20));
+        assert_eq!(ring.deadline_calls.load(Relaxed), calls);
+        assert_eq!(rec.calls.load(Relaxed), 2);
+        assert_eq!(ring.violations.load(Relaxed), 0);
         Ok(())
     }
 
