@@ -57,6 +57,14 @@ struct sw_sync_create_fence_data {
 
 #define SW_SYNC_IOC_CREATE_FENCE _IOWR('W', 0, struct sw_sync_create_fence_data)
 #define SW_SYNC_IOC_INC _IOW('W', 1, __u32)
+
+struct sw_sync_get_deadline {
+	__u64 deadline_ns;
+	__u32 pad;
+	__s32 fence_fd;
+};
+
+#define SW_SYNC_GET_DEADLINE _IOWR('W', 2, struct sw_sync_get_deadline)
 #define SW_SYNC_PATH "/sys/kernel/debug/sync/sw_sync"
 #define DEBUGFS_RINGS "/sys/kernel/debug/dummy_gpu/rings"
 #define DEBUGFS_SUSPEND "/sys/kernel/debug/dummy_gpu/suspend"
@@ -320,6 +328,7 @@ static int read_totals(struct totals *t)
 struct job {
 	int fd;
 	int ring;
+	uint64_t point;		/* its point on its ring's timeline syncobj */
 	int retired;
 	int status;
 	uint64_t t_submit;
@@ -426,6 +435,59 @@ static void retire_range(long from, long to)
 	free(p);
 }
 
+/* How the demo expresses a dependency on an earlier job. */
+enum dep_kind { DEP_SYNC_FILE, DEP_BINARY_SYNCOBJ, DEP_TIMELINE_POINT, DEP_KINDS };
+
+static uint32_t ring_timeline[64], binary_pool[DUMMY_GPU_MAX_IN_SYNCOBJS];
+static uint64_t ring_point[64];
+static long dep_kind_count[DEP_KINDS], implicit_jobs;
+
+static uint32_t syncobj_create(void);
+static void syncobj_destroy(uint32_t h);
+
+/*
+ * Adds a dependency of the submission @s on the earlier job @j, through a
+ * sync_file, a binary syncobj (its fence imported from the job's sync_file)
+ * or the job's point on its ring's timeline syncobj, picked at random.
+ */
+static void add_job_dep(struct submit *s, int32_t *in, struct drm_dummy_gpu_syncobj_point *insync,
+			long j)
+{
+	enum dep_kind k = rnd() % DEP_KINDS;
+
+	if (k == DEP_BINARY_SYNCOBJ) {
+		struct drm_syncobj_handle h = {
+			.fd = jobs[j].fd,
+			.handle = binary_pool[s->ninsync],
+			.flags = DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+		};
+
+		if (xioctl(drm_fd, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &h))
+			die("SYNCOBJ_FD_TO_HANDLE failed\n");
+		insync[s->ninsync++] = (struct drm_dummy_gpu_syncobj_point){ .handle = h.handle };
+	} else if (k == DEP_TIMELINE_POINT) {
+		insync[s->ninsync++] = (struct drm_dummy_gpu_syncobj_point){
+			.handle = ring_timeline[jobs[j].ring], .point = jobs[j].point };
+	} else {
+		in[s->nin++] = jobs[j].fd;
+	}
+	dep_kind_count[k]++;
+}
+
+/* Adds buffer @h to the job's buffer list, merging the access flags. */
+static void add_bo_ref(struct submit *s, uint32_t h, int write)
+{
+	uint32_t k;
+
+	for (k = 0; k < s->nbos; k++)
+		if (s->bos[k].handle == h) {
+			s->bos[k].flags |= write ? DUMMY_GPU_BO_WRITE : 0;
+			return;
+		}
+	s->bos[s->nbos++] = (struct drm_dummy_gpu_bo_ref){
+		.handle = h, .flags = write ? DUMMY_GPU_BO_WRITE : 0 };
+}
+
 static int demo(void)
 {
 	struct bo *bos = calloc(opt.bos, sizeof(*bos));
@@ -439,6 +501,8 @@ static int demo(void)
 	if (rings > (int)dev_rings)
 		die("--rings %d, but the device has %u rings per file (module parameter rings=)\n",
 		    rings, dev_rings);
+	if (rings > 64)
+		die("--rings: at most 64\n");
 	if (opt.bo_size < 64 || opt.bo_size % 4)
 		die("--bo-size must be a multiple of 4, at least 64\n");
 	jobs = calloc(opt.jobs, sizeof(*jobs));
@@ -458,6 +522,11 @@ static int demo(void)
 		bos[b].last_job = -1;
 	}
 
+	for (b = 0; b < rings; b++)
+		ring_timeline[b] = syncobj_create();
+	for (b = 0; b < DUMMY_GPU_MAX_IN_SYNCOBJS; b++)
+		binary_pool[b] = syncobj_create();
+
 	printf("dummy_gpu: %ld jobs on %d rings (%u credits each), %d BOs of %ld bytes, seed %u\n",
 	       opt.jobs, rings, dev_credits, opt.bos, opt.bo_size, opt.seed);
 	fflush(stdout);
@@ -465,8 +534,10 @@ static int demo(void)
 	for (i = 0; i < opt.jobs; i++) {
 		struct drm_dummy_gpu_cmd cmds[3], ucmds[3];
 		int32_t in[DUMMY_GPU_MAX_IN_FENCES];
-		struct submit s = { .cmds = ucmds, .in = in };
-		int sw_fd = -1, c, k, r;
+		struct drm_dummy_gpu_syncobj_point insync[DUMMY_GPU_MAX_IN_SYNCOBJS];
+		struct drm_dummy_gpu_bo_ref brefs[6];
+		struct submit s = { .cmds = ucmds, .in = in, .insync = insync, .bos = brefs };
+		int sw_fd = -1, c, k, r, implicit;
 
 		s.ring = rnd() % rings;
 		s.credits = 1 + rnd() % (dev_credits < 4 ? dev_credits : 4);
@@ -492,7 +563,24 @@ static int demo(void)
 			if (m->op == DUMMY_GPU_OP_COPY)
 				ucmds[c].src_handle = bos[m->src_handle].handle;
 		}
-		/* Every buffer access waits for the previous job that used the buffer. */
+		/*
+		 * Every job lists its buffers, so that its fence goes into their
+		 * reservation objects. A quarter of the jobs wait for the
+		 * earlier users of their buffers through those (implicit sync);
+		 * the others wait explicitly for the previous job that used each
+		 * buffer, through a sync_file, a binary syncobj or a timeline
+		 * point.
+		 */
+		for (c = 0; c < (int)s.ncmds; c++) {
+			add_bo_ref(&s, ucmds[c].dst_handle, 1);
+			if (cmds[c].op == DUMMY_GPU_OP_COPY)
+				add_bo_ref(&s, ucmds[c].src_handle, 0);
+		}
+		implicit = rnd() % 4 == 0;
+		if (implicit) {
+			s.flags |= DUMMY_GPU_SUBMIT_IMPLICIT_SYNC;
+			implicit_jobs++;
+		}
 		for (c = 0; c < (int)s.ncmds; c++) {
 			uint32_t used[2] = { cmds[c].dst_handle, cmds[c].src_handle };
 
@@ -500,7 +588,8 @@ static int demo(void)
 				long j = bos[used[k]].last_job;
 
 				if (j >= 0 && !jobs[j].retired) {
-					in[s.nin++] = jobs[j].fd;
+					if (!implicit)
+						add_job_dep(&s, in, insync, j);
 					dep_bo++;
 					if (jobs[j].ring == (int)s.ring)
 						dep_same++;
@@ -514,7 +603,7 @@ static int demo(void)
 			long j = oldest + rnd() % (i - oldest);
 
 			if (!jobs[j].retired) {
-				in[s.nin++] = jobs[j].fd;
+				add_job_dep(&s, in, insync, j);
 				if (jobs[j].ring == (int)s.ring)
 					dep_same++;
 				else
@@ -528,6 +617,11 @@ static int demo(void)
 			dep_foreign++;
 		}
 
+		/* Each job's out-fence is the next point of its ring's timeline. */
+		s.flags |= DUMMY_GPU_SUBMIT_OUT_SYNCOBJ;
+		s.syncobj = ring_timeline[s.ring];
+		s.out_point = ++ring_point[s.ring];
+		jobs[i].point = s.out_point;
 		jobs[i].ring = s.ring;
 		jobs[i].t_submit = now_ns();
 		r = submit(drm_fd, &s);
@@ -580,6 +674,10 @@ static int demo(void)
 	printf("dependencies:      %ld intra-ring, %ld cross-ring, %ld foreign (sw_sync); ",
 	       dep_same, dep_cross, dep_foreign);
 	printf("%ld from buffer hazards\n", dep_bo);
+	printf("fence kinds:       %ld sync_file, %ld binary syncobj, %ld timeline point, "
+	       "%ld sw_sync; %ld jobs with implicit sync (dma_resv)\n",
+	       dep_kind_count[DEP_SYNC_FILE], dep_kind_count[DEP_BINARY_SYNCOBJ],
+	       dep_kind_count[DEP_TIMELINE_POINT], dep_foreign, implicit_jobs);
 	printf("wall time:         %.3f s\n", (t1 - t0) / 1e9);
 	printf("throughput:        %.0f jobs/s\n", opt.jobs / ((t1 - t0) / 1e9));
 	printf("submit->signal:    p50 %.1f us, p99 %.1f us, max %.1f us\n",
@@ -600,6 +698,10 @@ static int demo(void)
 	       n_errors || n_stuck || mismatches ? "FAILED" : "VERIFIED");
 	if (tl >= 0)
 		close(tl);
+	for (b = 0; b < rings; b++)
+		syncobj_destroy(ring_timeline[b]);
+	for (b = 0; b < DUMMY_GPU_MAX_IN_SYNCOBJS; b++)
+		syncobj_destroy(binary_pool[b]);
 	free(lat);
 	free(jobs);
 	free(bos);
@@ -633,6 +735,38 @@ static void check(int ok, const char *name, const char *fmt, ...)
 static void skip(const char *name, const char *why)
 {
 	printf("ok %d - %s # SKIP %s\n", ++t_num, name, why);
+}
+
+/*
+ * A deadline set on a job's out-fence (SYNC_IOC_SET_DEADLINE) reaches the
+ * sw_sync fence the job waits for (SW_SYNC_GET_DEADLINE): the queue forwards
+ * it to its dependencies, as drm_sched does.
+ */
+static void deadline_case(int out_fd, int tl, int sw_fd)
+{
+	struct sync_set_deadline sd = { 0 };
+	struct sw_sync_get_deadline gd = { 0 };
+	struct timespec ts;
+	int r = -1, i;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd.deadline_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec + 16000000;
+	if (out_fd >= 0 && ioctl(out_fd, SYNC_IOC_SET_DEADLINE, &sd) == 0) {
+		/* The queue's work item forwards it: allow it a moment. */
+		for (i = 0; i < 1000; i++) {
+			gd.deadline_ns = 0;
+			gd.pad = 0;
+			gd.fence_fd = sw_fd;
+			r = ioctl(tl, SW_SYNC_GET_DEADLINE, &gd);
+			if (r == 0 || errno != ENOENT)
+				break;
+			usleep(1000);
+		}
+	}
+	check(r == 0 && gd.deadline_ns == sd.deadline_ns,
+	      "deadline: SYNC_IOC_SET_DEADLINE on an out-fence reaches its sw_sync in-fence",
+	      "get %d (%s), deadline %llu, want %llu", r, r ? strerror(errno) : "",
+	      (unsigned long long)gd.deadline_ns, (unsigned long long)sd.deadline_ns);
 }
 
 static void expect_err(int got, int want, const char *name)
@@ -856,6 +990,7 @@ static void test_success_paths(uint32_t bo, uint32_t *map)
 		fd = submit(drm_fd, &s);
 		usleep(20000);
 		st = fd >= 0 ? fence_info(fd, NULL, NULL, NULL) : fd;
+		deadline_case(fd, tl2, sw);
 		sw_inc(tl2, 1);
 		ok = st == 0 && status_of(fd, 5000) == 1 && map[0] == 0x3333;
 		check(ok, "submit: sw_sync in-fence gates the job", "status before %d", st);
