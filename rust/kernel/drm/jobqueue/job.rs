@@ -228,11 +228,23 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         self.node.deps.len()
     }
 
-    /// Submits the job: the point of no return. Infallible; never allocates; never sleeps.
+    /// Submits the job: the point of no return. Infallible; never allocates.
     ///
     /// Returns the job's done fence, which consumers can wait on but not signal. If the queue
     /// was killed since [`JobQueue::prepare`], the fence signals `-ENODEV` (once the jobs
     /// before it have signalled).
+    ///
+    /// If the job is the first pending one, its dependencies have signalled and the ring has
+    /// the credits, and no work item or other submitter is calling the driver, the job is
+    /// handed to [`JobQueueDriver::run`] right here, inside a signalling section, with no
+    /// workqueue hop (the direct run); otherwise the queue's work item takes it.
+    ///
+    /// # Context
+    ///
+    /// Process context, as for [`JobQueueDriver::run`], which it may call: it sleeps only if
+    /// `run()` does. The caller may hold locks (reservation locks, for example) as long as
+    /// `run()` takes none of them. Not from a [`JobQueueDriver`] method of the same queue
+    /// (the job then waits for the work item, which is not a deadlock but no direct run).
     pub fn submit(self) -> ARef<Fence> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; we take each field out once.
@@ -286,7 +298,9 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             drop(previous);
             done
         };
-        queue.as_arc_borrow().kick();
+        if queue.run_direct() {
+            queue.as_arc_borrow().kick();
+        }
         // May be the last reference (the queue's handle is gone): never freed here.
         Inner::release(queue);
         done

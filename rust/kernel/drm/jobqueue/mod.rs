@@ -12,9 +12,10 @@
 //! 2. [`PreparedJob::submit`] (infallible, the point of no return): publishes the done fence.
 //!    From here until that fence signals, nothing on the job's path allocates memory.
 //!
-//! The queue does its work in two work items, inside fence signalling critical sections, on
-//! workqueues the driver shares between its queues ([`JobQueueWorkqueues`], two
-//! [`FenceWorkqueue`]s): the submit work item waits for dependencies, starts jobs
+//! A job that is ready when it is submitted is handed to the ring at once, from
+//! [`PreparedJob::submit`] (the direct run). Otherwise the queue does its work in two work
+//! items, inside fence signalling critical sections, on workqueues the driver shares between
+//! its queues ([`JobQueueWorkqueues`], two [`FenceWorkqueue`]s): the submit work item waits for dependencies, starts jobs
 //! ([`JobQueueDriver::run`]) and stops the ring at teardown ([`JobQueueDriver::stop`]); the
 //! timeout work item handles timeouts ([`JobQueueDriver::timed_out`]). The driver's methods
 //! are only called with the queue's driver lock held, so they never overlap. A queue creates
@@ -215,8 +216,9 @@ pub enum TimeoutAction {
 /// # Context rules
 ///
 /// All three methods are called from the queue's work items (`run()` and `stop()` from the
-/// submit work item, `timed_out()` from the timeout work item), in process context, one at a
-/// time (with the queue's driver lock held: never concurrently with each other, for one
+/// submit work item, `timed_out()` from the timeout work item) or, for `run()`, from
+/// [`PreparedJob::submit`] in the submitter's context (the direct run, with whatever locks
+/// the submitter holds), in process context, one at a time (with the queue's driver lock held: never concurrently with each other, for one
 /// queue), inside a dma-fence signalling critical section
 /// ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the queue's jobs
 /// wait for them. On an ordered timeout workqueue shared by several queues, the `timed_out()`
@@ -422,7 +424,7 @@ struct Inner<D: JobQueueDriver> {
     #[pin]
     state: SpinLockIrq<State>,
     /// Serialises signalling, so that done fences signal in seqno order even when completion,
-    /// timeout and teardown race. Held for one fence at a time.
+    /// timeout and teardown race. Held for a batch of at most eight fences at a time.
     #[pin]
     signal_lock: SpinLockIrq<()>,
     /// The first pending job, taken out of `pending` by the work item while it waits for its

@@ -18,7 +18,8 @@ use crate::{
     prelude::*,
     sync::{
         atomic::Relaxed,
-        Arc, //
+        Arc,
+        MutexGuard, //
     },
     time::{
         Instant,
@@ -99,10 +100,45 @@ impl<D: JobQueueDriver> Inner<D> {
         Some(unsafe { Instant::from_ktime(self.deadline_ns.load(Relaxed)) })
     }
 
+    /// The direct run of [`PreparedJob::submit`](super::PreparedJob::submit): unless a work
+    /// item or another submitter holds the driver lock, takes the first pending job one step
+    /// further right here, in the submitter's context, inside a signalling section, with no
+    /// workqueue hop. Returns whether the work item is needed.
+    pub(super) fn run_direct(self: &Arc<Self>) -> bool {
+        let Some(driver) = self.driver_lock.try_lock() else {
+            // Whoever holds it takes the job further, or its work item.
+            return true;
+        };
+        if self.state.lock().phase != Phase::Live {
+            // The work item tears down.
+            return true;
+        }
+        let mut section = SignallingSection::begin();
+        if !self.step_locked(driver, &mut section) {
+            // Nothing pending, or the first job waits for a dependency (its callback queues
+            // the work item), for credits (a completion does) or for `unpark()`.
+            return false;
+        }
+        drop(section);
+        // The job went to the ring (or was cancelled). Jobs submitted meanwhile queued the
+        // work item themselves if they found the lock taken; ours may have been behind one.
+        let st = self.state.lock();
+        st.next_to_run != st.next_seqno
+    }
+
     /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
     /// waiting for a dependency or for credits. Returns whether to go on.
     fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
         let driver = self.driver_lock.lock();
+        self.step_locked(driver, section)
+    }
+
+    /// [`Inner::step`] with the driver lock held.
+    fn step_locked(
+        self: &Arc<Self>,
+        driver: MutexGuard<'_, ()>,
+        section: &mut SignallingSection,
+    ) -> bool {
         let kept = self.head.lock().take();
         let mut node = match kept {
             Some(node) => node,

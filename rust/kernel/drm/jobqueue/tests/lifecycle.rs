@@ -50,6 +50,8 @@ struct LifeRing {
     deadline_calls: Atomic<u32>,
     deadline_seqno: Atomic<u64>,
     deadline_ns: Atomic<i64>,
+    /// The task that executed the last `run()`.
+    run_task: Atomic<usize>,
 }
 
 impl LifeRing {
@@ -88,6 +90,7 @@ impl LifeRing {
                 deadline_calls: Atomic::new(0),
                 deadline_seqno: Atomic::new(0),
                 deadline_ns: Atomic::new(0),
+                run_task: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?)
@@ -166,6 +169,7 @@ impl JobQueueDriver for LifeDriver {
         if done.status() == Some(Err(ECANCELED)) {
             r.violation("done fence cancelled while the job was on a running ring");
         }
+        r.run_task.store(crate::task::Task::current_raw() as usize, Relaxed);
         r.ran.fetch_add(1, Relaxed);
         r.leave();
         drop(job);
@@ -612,6 +616,35 @@ mod lifecycle {
         fsleep(Delta::from_millis(20));
         assert_eq!(ring.deadline_calls.load(Relaxed), calls);
         assert_eq!(rec.calls.load(Relaxed), 2);
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// The direct run: a job that is ready when it is submitted reaches `run()` before
+    /// `submit()` returns, in the submitter's task; jobs behind one waiting for a dependency
+    /// wait, and the work item runs them once it signalled.
+    #[test]
+    fn direct_run_from_submitter() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        let me = crate::task::Task::current_raw() as usize;
+        let a = submit(&q, &[])?;
+        assert_eq!(ring.ran.load(Relaxed), 1);
+        assert_eq!(ring.run_task.load(Relaxed), me);
+        let fctx = foreign()?;
+        let dep = foreign_fence(&fctx)?;
+        let b = submit(&q, &[dep.fence()])?;
+        let c = submit(&q, &[])?;
+        fsleep(Delta::from_millis(20));
+        assert_eq!(ring.ran.load(Relaxed), 1);
+        assert_eq!(b.status(), None);
+        let _ = dep.signal(Ok(()));
+        assert!(wait_for(5000, || ring.ran.load(Relaxed) == 3));
+        assert_ne!(ring.run_task.load(Relaxed), me);
+        q.complete(u64::MAX, Ok(()));
+        wait(&c)?;
+        assert_eq!(a.status(), Some(Ok(())));
+        assert_eq!(c.status(), Some(Ok(())));
         assert_eq!(ring.violations.load(Relaxed), 0);
         Ok(())
     }
