@@ -2,13 +2,15 @@
 
 //! Signalling: completion reports, teardown, and flushing.
 //!
-//! Done fences signal from the front of the in-flight range, in seqno order, one per round
-//! trip of `signal_lock` (so that interrupts are never off for more than one fence), and only
-//! for jobs that were handed to the ring.
+//! Done fences signal from the front of the in-flight range, in seqno order, in batches of at
+//! most `DRAIN_BATCH` per round trip of the queue's locks (one round trip for a batch of
+//! finished jobs, and interrupts never off for more than a batch), and only for jobs that
+//! were handed to the ring.
 
 use super::{
     Cold,
     Inner,
+    JobMeta,
     JobQueue,
     JobQueueDriver,
     JobTimes,
@@ -17,7 +19,10 @@ use super::{
 };
 use crate::{
     bindings,
-    dma_buf::SignallingSection,
+    dma_buf::{
+        DriverFence,
+        SignallingSection, //
+    },
     prelude::*,
     sync::{
         atomic::Relaxed,
@@ -118,6 +123,18 @@ impl Cold {
     }
 }
 
+/// Fences signalled per round trip of the queue's locks in [`Inner::drain`].
+const DRAIN_BATCH: usize = 8;
+
+/// A job taken off the in-flight set by [`Inner::drain`], to signal.
+struct Drained {
+    /// `None` once signalled.
+    fence: Option<DriverFence<JobMeta>>,
+    res: Result,
+    times: Option<JobTimes>,
+    seqno: u64,
+}
+
 impl<D: JobQueueDriver> Inner<D> {
     /// Signals jobs in flight from the front, in seqno order, as long as `decide` gives a
     /// result for them (`None` stops). Jobs that were not run signal their own error without
@@ -132,75 +149,100 @@ impl<D: JobQueueDriver> Inner<D> {
         let mut any = false;
         loop {
             let order = self.signal_lock.lock();
-            let (fence, res, times, seqno) = {
+            // Up to `DRAIN_BATCH` fences per round trip of the locks: bounded work with
+            // interrupts off, and one lock round trip for a batch of finished jobs.
+            let mut batch: [Option<Drained>; DRAIN_BATCH] = Default::default();
+            let mut n = 0;
+            let mut more = true;
+            {
                 let mut st = self.state.lock();
-                let idx = st.oldest;
-                if idx >= st.handed {
-                    break;
-                }
                 let mut xa = self.inflight.lock();
-                let Some(entry) = xa.get(idx as usize) else {
-                    // Unreachable: every seqno goes through the in-flight set (see
-                    // `PreparedJob::submit` for the one warned-about exception).
-                    crate::warn_on!(true);
-                    drop(xa);
-                    st.oldest = idx + 1;
-                    continue;
-                };
-                let skip = Skip::from_raw(entry.skipped.load(Relaxed));
-                let credits = entry.credits;
-                let ran_at = entry.ran_at.load(Relaxed);
-                let mut times = None;
-                let res = match skip {
-                    Some(s) => Err(s.error()),
-                    None => match decide(&mut *st, idx) {
-                        Some(res) => res,
-                        None => break,
-                    },
-                };
-                let Some(fence) = xa.remove(idx as usize) else {
-                    // Unreachable: we just found it, under the same lock.
-                    crate::warn_on!(true);
-                    break;
-                };
-                drop(xa);
-                // INVARIANT: The front job leaves the in-flight range; its credits return.
-                st.oldest = idx + 1;
-                st.stats.in_flight -= 1;
-                match skip {
-                    // Both ran, and hold credits.
-                    None | Some(Skip::Guilty) => {
-                        st.credits_in_use -= credits;
-                        st.stats.count(res);
-                        // Ring time: jobs finish in order, so the ring held this one from
-                        // when it ran or the one before it finished, whichever is later.
-                        let now = Instant::<Monotonic>::now().as_nanos();
-                        let from = ran_at.max(st.last_finish);
-                        let ring_ns = now.saturating_sub(from).max(0) as u64;
-                        st.stats.busy_ns += ring_ns;
-                        st.last_finish = now;
-                        let t = JobTimes {
-                            seqno: idx,
-                            started_ns: ran_at,
-                            finished_ns: now,
-                            ring_ns,
-                        };
-                        st.cold.last_job = Some(t);
-                        times = Some(t);
+                while n < DRAIN_BATCH {
+                    let idx = st.oldest;
+                    if idx >= st.handed {
+                        more = false;
+                        break;
                     }
-                    Some(Skip::Cancelled) => st.stats.cancelled += 1,
-                    Some(_) => st.stats.errored += 1,
+                    let Some(entry) = xa.get(idx as usize) else {
+                        // Unreachable: every seqno goes through the in-flight set (see
+                        // `PreparedJob::submit` for the one warned-about exception).
+                        crate::warn_on!(true);
+                        st.oldest = idx + 1;
+                        continue;
+                    };
+                    let skip = Skip::from_raw(entry.skipped.load(Relaxed));
+                    let credits = entry.credits;
+                    let ran_at = entry.ran_at.load(Relaxed);
+                    let mut times = None;
+                    let res = match skip {
+                        Some(s) => Err(s.error()),
+                        None => match decide(&mut st, idx) {
+                            Some(res) => res,
+                            None => {
+                                more = false;
+                                break;
+                            }
+                        },
+                    };
+                    let Some(fence) = xa.remove(idx as usize) else {
+                        // Unreachable: we just found it, under the same lock.
+                        crate::warn_on!(true);
+                        more = false;
+                        break;
+                    };
+                    // INVARIANT: The front job leaves the in-flight range; its credits return.
+                    st.oldest = idx + 1;
+                    st.stats.in_flight -= 1;
+                    match skip {
+                        // Both ran, and hold credits.
+                        None | Some(Skip::Guilty) => {
+                            st.credits_in_use -= credits;
+                            st.stats.count(res);
+                            // Ring time: jobs finish in order, so the ring held this one from
+                            // when it ran or the one before it finished, whichever is later.
+                            let now = Instant::<Monotonic>::now().as_nanos();
+                            let from = ran_at.max(st.last_finish);
+                            let ring_ns = now.saturating_sub(from).max(0) as u64;
+                            st.stats.busy_ns += ring_ns;
+                            st.last_finish = now;
+                            let t = JobTimes {
+                                seqno: idx,
+                                started_ns: ran_at,
+                                finished_ns: now,
+                                ring_ns,
+                            };
+                            st.cold.last_job = Some(t);
+                            times = Some(t);
+                        }
+                        Some(Skip::Cancelled) => st.stats.cancelled += 1,
+                        Some(_) => st.stats.errored += 1,
+                    }
+                    batch[n] = Some(Drained {
+                        fence: Some(fence),
+                        res,
+                        times,
+                        seqno: idx,
+                    });
+                    n += 1;
                 }
-                (fence, res, times, idx)
-            };
-            // Outside the state lock: callbacks on the fence may look at this queue's
-            // counters (see `Inner`'s locking rules).
-            let _ = fence.signal(res);
-            self.trace_done(seqno);
+            }
+            // Outside the state lock: callbacks on the fences may look at this queue's
+            // counters (see `Inner`'s locking rules). In seqno order, under `signal_lock`.
+            for d in batch.iter_mut().take(n).flatten() {
+                if let Some(f) = d.fence.take() {
+                    let _ = f.signal(d.res);
+                    self.trace_done(d.seqno);
+                }
+            }
             drop(order);
-            any = true;
-            if let Some(t) = times {
-                self.driver.job_done(&t);
+            any |= n > 0;
+            for d in batch.iter().take(n).flatten() {
+                if let Some(t) = &d.times {
+                    self.driver.job_done(t);
+                }
+            }
+            if !more {
+                break;
             }
         }
         any
@@ -313,7 +355,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// On kernels without `PREEMPT_RT`, ordinary interrupt handlers and non-hard hrtimers run in
     /// hard interrupt context, so this is a hard-IRQ-safe path there. Lockdep's wait-context
     /// check (`CONFIG_PROVE_RAW_LOCK_NESTING`) reports a call from a forbidden context on any
-    /// kernel. Interrupts are disabled for one fence at a time.
+    /// kernel. Interrupts are disabled for at most eight fences at a time.
     ///
     /// [`RelativeMode`]: crate::time::hrtimer::RelativeMode
     /// [`RelativeHardMode`]: crate::time::hrtimer::RelativeHardMode
