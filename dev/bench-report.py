@@ -58,6 +58,12 @@ def main():
             "impl": impl, "bench": bench, "inflight": n, "deps": k,
             "ns_per_job_total": stat(g["total"]), "ns_per_job_submit": stat(g["submit"]),
             "ns_per_job_complete": stat(g["complete"]), "bytes_per_job": g["bytes"]})
+    text, _, single = text.partition("jq-bench: single-job latency")
+    lat1 = re.search(r"submit->signal:\s+p50 ([\d.]+) us, p99 ([\d.]+) us", single)
+    if lat1:
+        res["userspace_single"] = {"p50_us": float(lat1.group(1)),
+                                   "p99_us": float(lat1.group(2)),
+                                   "verified": "result:            VERIFIED" in single}
     m = re.search(r"throughput:\s+(\d+) jobs/s", text)
     lat = re.search(r"submit->signal:\s+p50 ([\d.]+) us, p99 ([\d.]+) us", text)
     jobs = re.search(r"jobs:\s+(\d+) on (\d+) rings", text)
@@ -147,6 +153,11 @@ def main():
                   f"({'verified' if u['verified'] else 'NOT verified'}).\n")
     else:
         md.append("(the demo did not report)\n")
+    u1 = res.get("userspace_single")
+    if u1:
+        md.append(f"Single job (1 in flight, no dependency, busy time 0), SUBMIT ioctl to "
+                  f"out-fence signal: p50 **{u1['p50_us']:.1f} us**, p99 {u1['p99_us']:.1f} us "
+                  f"({'verified' if u1['verified'] else 'NOT verified'}).\n")
 
     # Targets.
     t = []
