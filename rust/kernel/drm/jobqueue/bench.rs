@@ -217,7 +217,8 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
 }
 
 /// The memory a prepared (and, once submitted, waiting) job holds: its node, its dependency
-/// array, its done fence, and its share of the two XArray nodes (64 slots each) that index it.
+/// array, its done fence, and its share of the in-flight XArray node (64 slots) that indexes
+/// it.
 fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
     let node: &super::JobNode<BenchDriver> = &job.node;
     let mut b = ksize(core::ptr::from_ref(node).cast());
@@ -226,7 +227,7 @@ fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
     }
     b += ksize(job.alloc.allocation_ptr());
     let xa_node = core::mem::size_of::<bindings::xa_node>();
-    b + 2 * xa_node.div_ceil(64)
+    b + xa_node.div_ceil(64)
 }
 
 /// The cost of the fence abstraction: `DriverFence` from a pre-made allocation, signal, drop.

@@ -53,6 +53,8 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     pub(super) dep_error: Option<Error>,
     /// The deadline (monotonic ns) last forwarded to `deps[next_dep]`, or `i64::MAX`.
     pub(super) deadline_sent: i64,
+    /// The next job in [`Pending`], while this one is in it.
+    next: Option<Pin<KBox<JobNode<D>>>>,
     pub(super) credits: u32,
 }
 
@@ -101,19 +103,15 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 next_dep: 0,
                 dep_error: None,
                 deadline_sent: i64::MAX,
+                next: None,
                 credits,
             }),
             flags,
         )?;
-        // Reserve the next seqno slot in both sets, so that submit and run never allocate.
+        // Reserve the next seqno slot in the in-flight set, so that running never allocates.
         {
             let mut r = inner.reservations.lock();
-            let idx = r.end as usize;
-            inner.pending.reserve(idx, flags)?;
-            if let Err(e) = inner.inflight.reserve(idx, flags) {
-                inner.pending.lock().release(idx);
-                return Err(e);
-            }
+            inner.inflight.reserve(r.end as usize, flags)?;
             r.end += 1;
         }
         Ok(PreparedJob {
@@ -270,24 +268,8 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             );
             queue.trace_deps(seqno, node.deps.iter().map(|d| &**d));
             *node.as_mut().project().fence = Some(fence);
-            match queue.pending.lock().store(seqno as usize, node, GFP_NOWAIT) {
-                Ok(_) => {}
-                Err(e) => {
-                    // Unreachable: the slot was reserved at prepare, so storing does not
-                    // allocate. Never lose a fence: this one signals out of order, and its
-                    // seqno stays a hole that the work item skips (warning again).
-                    crate::warn_on!(true);
-                    st.next_seqno = seqno + 1;
-                    st.stats.submitted += 1;
-                    st.stats.errored += 1;
-                    drop(st);
-                    let mut node = e.value;
-                    if let Some(f) = node.as_mut().project().fence.take() {
-                        let _ = f.signal(Err(ENOMEM));
-                    }
-                    return done;
-                }
-            }
+            // In seqno order: appended under the state lock, like the seqno was taken.
+            queue.pending.lock().push_back(node);
             // INVARIANT: The job is pending: it is in `pending`, at `next_seqno`.
             st.next_seqno = seqno + 1;
             st.stats.submitted += 1;
@@ -315,12 +297,70 @@ impl<D: JobQueueDriver> Drop for PreparedJob<D> {
             let mut r = self.queue.reservations.lock();
             r.end -= 1;
             let idx = r.end as usize;
-            self.queue.pending.lock().release(idx);
             self.queue.inflight.lock().release(idx);
         }
         // SAFETY: Dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.node) };
         // SAFETY: Dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.alloc) };
+    }
+}
+
+/// The pending jobs after the first, in seqno order: a list through [`JobNode::next`], so that
+/// submitting and running a job take no XArray operation and never allocate.
+///
+/// # Invariants
+///
+/// `last` is null if `first` is `None`, else it points to the last node of the chain that
+/// starts at `first` (owned by that chain, so valid and pinned while it is in it).
+pub(super) struct Pending<D: JobQueueDriver> {
+    first: Option<Pin<KBox<JobNode<D>>>>,
+    last: *mut JobNode<D>,
+}
+
+// SAFETY: `last` only points into the nodes the list owns; the list is only used under its
+// lock, and the nodes are `Send` (the driver's job is).
+unsafe impl<D: JobQueueDriver> Send for Pending<D> {}
+
+impl<D: JobQueueDriver> Pending<D> {
+    pub(super) fn new() -> Self {
+        // INVARIANT: Empty.
+        Self {
+            first: None,
+            last: ptr::null_mut(),
+        }
+    }
+
+    /// Appends `node`. Never allocates.
+    pub(super) fn push_back(&mut self, mut node: Pin<KBox<JobNode<D>>>) {
+        // SAFETY: Only the address is taken; the node is not moved out of its pin.
+        let raw: *mut JobNode<D> = unsafe { Pin::get_unchecked_mut(node.as_mut()) };
+        if self.last.is_null() {
+            self.first = Some(node);
+        } else {
+            // SAFETY: By the type invariant `last` is the valid last node of the chain; `next`
+            // is not structurally pinned.
+            unsafe { (*self.last).next = Some(node) };
+        }
+        // INVARIANT: `raw` is the new last node, owned by the chain.
+        self.last = raw;
+    }
+
+    /// Takes the first job off the list.
+    pub(super) fn pop_front(&mut self) -> Option<Pin<KBox<JobNode<D>>>> {
+        let mut node = self.first.take()?;
+        self.first = node.as_mut().project().next.take();
+        if self.first.is_none() {
+            // INVARIANT: Empty again.
+            self.last = ptr::null_mut();
+        }
+        Some(node)
+    }
+}
+
+impl<D: JobQueueDriver> Drop for Pending<D> {
+    fn drop(&mut self) {
+        // One node at a time: dropping the chain recursively could overflow the stack.
+        while self.pop_front().is_some() {}
     }
 }

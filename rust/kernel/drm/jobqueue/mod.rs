@@ -130,7 +130,10 @@ pub use stats::{
     JobTimes, //
 };
 
-use job::JobNode;
+use job::{
+    JobNode,
+    Pending, //
+};
 
 #[cfg(CONFIG_DRM_JOBQUEUE_KUNIT_TEST)]
 mod tests;
@@ -401,8 +404,9 @@ struct Reservations {
 ///
 /// # Locking
 ///
-/// Lock order, outermost first: `driver_lock` (a mutex, only taken by the work items),
-/// `signal_lock`, `state`, then one of the XArray locks (`pending`, `inflight`). `head` is
+/// Lock order, outermost first: `driver_lock` (a mutex, taken by the work items and, with
+/// `try_lock`, by the direct run of [`PreparedJob::submit`]),
+/// `signal_lock`, `state`, then `pending` or the `inflight` XArray's lock. `head` is
 /// taken with `driver_lock` at most, `reservations` with no other queue lock held (the XArray
 /// locks nest inside `reservations`). Only `driver_lock` is held while calling the driver or
 /// a dependency fence. `deadline_hook`'s lock is taken with no queue spinlock held (it is taken
@@ -434,7 +438,7 @@ struct Inner<D: JobQueueDriver> {
     #[pin]
     reservations: Mutex<Reservations>,
     #[pin]
-    pending: XArray<Pin<KBox<JobNode<D>>>>,
+    pending: SpinLock<Pending<D>>,
     #[pin]
     inflight: XArray<DriverFence<JobMeta>>,
     /// Completed once the ring was stopped, its jobs signalled, and the waiting jobs that
@@ -721,7 +725,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 signal_lock <- SpinLockIrq::new((), signal_name, signal_key),
                 head <- SpinLock::new(None, head_name, head_key),
                 reservations <- Mutex::new(Reservations { end: 1 }, resv_name, resv_key),
-                pending <- XArray::new_irq_safe(AllocKind::Alloc, pending_name, pending_key),
+                pending <- SpinLock::new(Pending::new(), pending_name, pending_key),
                 inflight <- XArray::new_irq_safe(AllocKind::Alloc, inflight_name, inflight_key),
                 stopped <- Completion::new(),
                 clamp_warned: Atomic::new(0),

@@ -148,11 +148,11 @@ impl<D: JobQueueDriver> Inner<D> {
                 if seqno == st.next_seqno {
                     return false;
                 }
-                let node = self.pending.lock().remove(seqno as usize);
+                let node = self.pending.lock().pop_front();
                 match node {
                     Some(node) => node,
                     None => {
-                        // Unreachable: a hole left by `PreparedJob::submit`, which warned.
+                        // Unreachable: `submit` appends every job it counts in `next_seqno`.
                         crate::warn_on!(true);
                         // INVARIANT: Skip the seqno; `drain` skips its missing entry too.
                         st.next_to_run = seqno + 1;

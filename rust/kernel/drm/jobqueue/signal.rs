@@ -164,8 +164,8 @@ impl<D: JobQueueDriver> Inner<D> {
                         break;
                     }
                     let Some(entry) = xa.get(idx as usize) else {
-                        // Unreachable: every seqno goes through the in-flight set (see
-                        // `PreparedJob::submit` for the one warned-about exception).
+                        // Unreachable: every seqno goes through the in-flight set (a failed
+                        // store there, itself unreachable, warns and leaves this hole).
                         crate::warn_on!(true);
                         st.oldest = idx + 1;
                         continue;
