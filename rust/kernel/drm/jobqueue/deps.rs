@@ -2,8 +2,9 @@
 
 //! Dependencies: the head job waits for one unsignalled dependency at a time.
 //!
-//! Only the work item polls dependencies, for the first pending job only, and it holds no
-//! queue lock while doing so: a dependency's lock is never taken inside a queue lock (a
+//! Only the run path (the submit work item, or the direct run of `PreparedJob::submit`, both
+//! with the driver lock held) polls dependencies, for the first pending job only, and it holds
+//! no queue spinlock while doing so: a dependency's lock is never taken inside a queue lock (a
 //! callback on that fence may look at the queue's counters, and a fence whose `signaled` op
 //! signals it inline runs all its callbacks right there).
 

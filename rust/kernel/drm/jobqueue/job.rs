@@ -240,10 +240,13 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// # Context
     ///
     /// Process context, as for [`JobQueueDriver::run`], which it may call: it sleeps only if
-    /// `run()` does. The caller may hold locks (reservation locks, for example) as long as
-    /// `run()` takes none of them. Not from a [`JobQueueDriver`] method of the same queue
-    /// (the job then waits for the work item, which is not a deadlock but no direct run).
+    /// `run()` does (`might_sleep()` checks the context with `CONFIG_DEBUG_ATOMIC_SLEEP`). The
+    /// caller may hold locks (reservation locks, for example) as long as `run()` and
+    /// [`JobQueueDriver::set_deadline`] take none of them; a job that will not run is
+    /// dropped by the work item, never under the caller's locks. From a [`JobQueueDriver`]
+    /// method of the same queue the job waits for the work item (no direct run).
     pub fn submit(self) -> ARef<Fence> {
+        crate::task::might_sleep();
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; we take each field out once.
         let mut node = ManuallyDrop::into_inner(unsafe { ptr::read(&this.node) });

@@ -298,8 +298,8 @@ pub trait JobQueueDriver: Send + Sync + 'static {
     ///
     /// # Context
     ///
-    /// The same as [`run`](Self::run): the submit work item, with the driver lock held,
-    /// inside a signalling section.
+    /// The same as [`run`](Self::run): the submit work item or, right after a direct `run()`,
+    /// the submitter; with the driver lock held, inside a signalling section.
     fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
         let _ = (seqno, deadline);
     }
@@ -409,8 +409,10 @@ struct Reservations {
 /// `signal_lock`, `state`, then `pending` or the `inflight` XArray's lock. `head` is
 /// taken with `driver_lock` at most, `reservations` with no other queue lock held (the XArray
 /// locks nest inside `reservations`). Only `driver_lock` is held while calling the driver or
-/// a dependency fence. `deadline_hook`'s lock is taken with no queue spinlock held (it is taken
-/// by whoever sets a deadline on a done fence, and queues the work item under it). Only
+/// a dependency fence. `deadline_hook`'s lock is taken by whoever sets a deadline on a done
+/// fence (it queues the work item under it), by the run path with `driver_lock` held, and by
+/// the teardown, possibly under `signal_lock` (a done-fence callback dropping the queue); no
+/// queue lock is ever taken inside it. Only
 /// `signal_lock` is held while a done fence signals, so
 /// callbacks on done fences (which run under the fence's lock) may take `state` (for
 /// [`JobQueue::stats`] or dropping the queue) but never `signal_lock`
@@ -432,7 +434,7 @@ struct Inner<D: JobQueueDriver> {
     #[pin]
     signal_lock: SpinLockIrq<()>,
     /// The first pending job, taken out of `pending` by the work item while it waits for its
-    /// dependencies or for credits. Only the work item uses it.
+    /// dependencies or for credits. Only the run path uses it, with `driver_lock` held.
     #[pin]
     head: SpinLock<Option<Pin<KBox<JobNode<D>>>>>,
     #[pin]
@@ -463,11 +465,14 @@ struct Inner<D: JobQueueDriver> {
     /// Runs `timeout_work`.
     timeout_wq: Arc<FenceWorkqueue>,
     /// Receives the deadline hints of the done fences.
-    deadline_hook: Arc<DeadlineHook<D>>,
+    deadline_hook: Arc<DeadlineHook>,
     /// The deadline hint being applied: the jobs up to `deadline_upto` (0: none) should signal
-    /// by `deadline_ns` (monotonic). Only the submit work item uses them.
+    /// by `deadline_ns` (monotonic). Written only with `driver_lock` held, and read there
+    /// (the zero check of `deadline_upto` excepted).
     deadline_upto: Atomic<u64>,
     deadline_ns: Atomic<i64>,
+    /// The task in a direct run of [`PreparedJob::submit`] (which holds `driver_lock`), or 0.
+    direct_owner: Atomic<usize>,
     /// Set by the deadline hook before it queues the work item: a hint is waiting.
     deadline_hinted: Atomic<u32>,
 }
@@ -475,23 +480,41 @@ struct Inner<D: JobQueueDriver> {
 /// The deadline hook of a queue's fence timeline ([`JobQueueDriver::set_deadline`]).
 ///
 /// It holds a reference to the queue until the queue's teardown begins: the timeline holds
-/// the hook and the queue holds the timeline, and the teardown breaks that cycle.
+/// the hook and the queue holds the timeline, and the teardown breaks that cycle. It is not
+/// generic, and is made by the non-generic [`deadline_timeline`]: the timeline frees it from an
+/// RCU callback, possibly after the driver module is gone, so its drop must be code of the
+/// kernel crate (and by then it holds no queue).
 #[pin_data]
-struct DeadlineHook<D: JobQueueDriver> {
+struct DeadlineHook {
     #[pin]
-    state: SpinLockIrq<HookState<D>>,
+    state: SpinLockIrq<HookState>,
 }
 
 /// Protected by `DeadlineHook::state`.
-struct HookState<D: JobQueueDriver> {
+struct HookState {
     /// The queue, until its teardown begins.
-    queue: Option<Arc<Inner<D>>>,
+    queue: Option<Arc<dyn DeadlineTarget>>,
     /// The hints received since the work item last took them: the highest seqno and the
     /// soonest deadline (monotonic ns).
     hint: Option<(u64, i64)>,
 }
 
-impl<D: JobQueueDriver> FenceDeadline for DeadlineHook<D> {
+/// The queue as its deadline hook sees it.
+trait DeadlineTarget: Send + Sync {
+    /// A hint arrived: queue the submit work item to apply it.
+    fn hinted(self: Arc<Self>);
+}
+
+impl<D: JobQueueDriver> DeadlineTarget for Inner<D> {
+    fn hinted(self: Arc<Self>) {
+        self.deadline_hinted.store(1, Relaxed);
+        self.as_arc_borrow().kick();
+        // Never the last reference: the hook holds one.
+        drop(self);
+    }
+}
+
+impl FenceDeadline for DeadlineHook {
     fn set_deadline(&self, seqno: u64, deadline: Instant<Monotonic>) {
         let ns = deadline.as_nanos();
         let mut st = self.state.lock();
@@ -500,10 +523,30 @@ impl<D: JobQueueDriver> FenceDeadline for DeadlineHook<D> {
             None => (seqno, ns),
         });
         if let Some(q) = &st.queue {
-            q.deadline_hinted.store(1, Relaxed);
-            q.as_arc_borrow().kick();
+            q.clone().hinted();
         }
     }
+}
+
+/// Makes a queue's fence timeline with its deadline hook (no queue yet).
+#[inline(never)]
+fn deadline_timeline(driver_name: &CStr, name: &CStr) -> Result<(Arc<FenceCtx>, Arc<DeadlineHook>)> {
+    let (hook_name, hook_key) = classes::deadline();
+    let hook = Arc::pin_init(
+        pin_init!(DeadlineHook {
+            state <- SpinLockIrq::new(
+                HookState {
+                    queue: None,
+                    hint: None,
+                },
+                hook_name,
+                hook_key,
+            ),
+        }),
+        GFP_KERNEL,
+    )?;
+    let ctx = FenceCtx::new_with_deadline(driver_name, name, hook.clone())?;
+    Ok((ctx, hook))
 }
 
 /// The workqueues a driver's job queues share: one for submission, one for timeouts.
@@ -588,11 +631,10 @@ impl<D: JobQueueDriver> Inner<D> {
         };
         if was_live {
             // The queue no longer needs deadline hints: break the reference cycle through the
-            // fence timeline (never the last reference: `self` is borrowed from another).
+            // fence timeline. Dropped outside the hook's lock; never the last reference:
+            // `self` is borrowed from another.
             let q = self.deadline_hook.state.lock().queue.take();
-            if let Some(q) = q {
-                Inner::release(q);
-            }
+            drop(q);
             self.kick();
         }
         was_live
@@ -664,21 +706,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
         if capacity == 0 || timeout <= Delta::ZERO {
             return Err(EINVAL);
         }
-        let (hook_name, hook_key) = classes::deadline();
-        let hook = Arc::pin_init(
-            pin_init!(DeadlineHook {
-                state <- SpinLockIrq::new(
-                    HookState {
-                        queue: None,
-                        hint: None,
-                    },
-                    hook_name,
-                    hook_key,
-                ),
-            }),
-            GFP_KERNEL,
-        )?;
-        let ctx = FenceCtx::new_with_deadline(driver_name, name, hook.clone())?;
+        let (ctx, hook) = deadline_timeline(driver_name, name)?;
         let (state_name, state_key) = classes::state();
         let (signal_name, signal_key) = classes::signal();
         let (head_name, head_key) = classes::head();
@@ -739,10 +767,12 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 deadline_upto: Atomic::new(0),
                 deadline_ns: Atomic::new(0),
                 deadline_hinted: Atomic::new(0),
+                direct_owner: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?;
-        inner.deadline_hook.state.lock().queue = Some(inner.clone());
+        let target: Arc<dyn DeadlineTarget> = inner.clone();
+        inner.deadline_hook.state.lock().queue = Some(target);
         Ok(Self {
             inner: ManuallyDrop::new(inner),
         })
@@ -764,7 +794,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// returns.
     pub fn kill(&self) {
         self.inner.as_arc_borrow().begin_teardown(None);
-        if !self.inner.in_own_work() {
+        if !self.inner.in_own_work() && !self.inner.in_direct_run() {
             self.inner.stopped.wait_for_completion();
         }
     }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The submit work item: runs jobs, waits for dependencies, and stops the ring at teardown.
+//! The run path: runs jobs, waits for dependencies, and stops the ring at teardown.
 //!
-//! One work item per queue does all of this, so these steps never overlap (the workqueue code
-//! never runs one work item on two CPUs at once); it calls the driver only with the queue's
-//! driver lock held, which it shares with the timeout work item.
+//! One work item per queue does all of this, and `PreparedJob::submit` takes a ready job to
+//! the ring itself when it can take the queue's driver lock (the direct run). Both run the
+//! same steps with the driver lock held, which the timeout work item takes too, so these steps
+//! and the driver's methods never overlap.
 
 use super::{
     signal::Skip,
@@ -52,46 +53,54 @@ impl<D: JobQueueDriver> Inner<D> {
     /// Takes the deadline hints that arrived since the last pass, and tells the driver about
     /// the jobs on the ring they cover.
     fn apply_deadline(&self) {
-        let upto = self.deadline_upto.load(Relaxed);
-        if upto == 0 && self.deadline_hinted.xchg(0, Relaxed) == 0 {
+        if self.deadline_upto.load(Relaxed) == 0 && self.deadline_hinted.xchg(0, Relaxed) == 0 {
             // The common case: no deadline, none arrived.
             return;
         }
-        let hint = self.deadline_hook.state.lock().hint.take();
-        let (oldest, handed, live) = {
+        // The deadline fields change only under the driver lock, where the run paths (the
+        // work item and the direct run) read them.
+        let _driver = self.driver_lock.lock();
+        let (oldest, handed, live, parked) = {
             let st = self.state.lock();
-            (st.oldest, st.handed, st.phase == Phase::Live)
+            (
+                st.oldest,
+                st.handed,
+                st.phase == Phase::Live,
+                st.parked_since.is_some(),
+            )
         };
-        let (mut upto, mut ns) = (upto, self.deadline_ns.load(Relaxed));
+        if parked {
+            // No driver call while parked: keep the hint for the pass after `unpark()`.
+            self.deadline_hinted.store(1, Relaxed);
+            return;
+        }
+        let hint = self.deadline_hook.state.lock().hint.take();
+        let (mut upto, mut ns) = (
+            self.deadline_upto.load(Relaxed),
+            self.deadline_ns.load(Relaxed),
+        );
         if upto < oldest {
             // Every job the last hint covered has signalled.
             upto = 0;
         }
-        let Some((s, d)) = hint else {
+        if let Some((s, d)) = hint.filter(|(s, _)| *s >= oldest) {
+            ns = if upto == 0 { d } else { ns.min(d) };
+            upto = upto.max(s);
+            self.deadline_ns.store(ns, Relaxed);
             self.deadline_upto.store(upto, Relaxed);
-            return;
-        };
-        if s < oldest {
-            // Signalled meanwhile.
-            self.deadline_upto.store(upto, Relaxed);
-            return;
-        }
-        ns = if upto == 0 { d } else { ns.min(d) };
-        upto = upto.max(s);
-        self.deadline_ns.store(ns, Relaxed);
-        self.deadline_upto.store(upto, Relaxed);
-        if live && oldest < handed {
-            let _driver = self.driver_lock.lock();
-            // `stop()` is called with the driver lock held: checked under it, it has not been.
-            if self.state.lock().phase == Phase::Live {
+            // `stop()` is called with the driver lock held: `live` read under it says it has
+            // not been.
+            if live && oldest < handed {
                 if let Some(d) = self.deadline_for(oldest) {
                     self.driver.set_deadline(upto.min(handed - 1), d);
                 }
             }
+        } else {
+            self.deadline_upto.store(upto, Relaxed);
         }
     }
 
-    /// The deadline of the job `seqno`, if a hint covers it. Only for the submit work item.
+    /// The deadline of the job `seqno`, if a hint covers it. Only with the driver lock held.
     fn deadline_for(&self, seqno: u64) -> Option<Instant<Monotonic>> {
         if seqno > self.deadline_upto.load(Relaxed) {
             return None;
@@ -113,32 +122,51 @@ impl<D: JobQueueDriver> Inner<D> {
             // The work item tears down.
             return true;
         }
+        // `kill()` from the `run()` called here must not wait for the work item, which needs
+        // the driver lock we hold.
+        self.direct_owner
+            .store(crate::task::Task::current_raw() as usize, Relaxed);
         let mut section = SignallingSection::begin();
-        if !self.step_locked(driver, &mut section) {
+        let step = self.step_locked(driver, &mut section, true);
+        drop(section);
+        self.direct_owner.store(0, Relaxed);
+        match step {
             // Nothing pending, or the first job waits for a dependency (its callback queues
             // the work item), for credits (a completion does) or for `unpark()`.
-            return false;
+            Step::Wait => false,
+            // The job went to the ring. Jobs submitted meanwhile queued the work item
+            // themselves if they found the lock taken; ours may have been behind one.
+            Step::Done => {
+                let st = self.state.lock();
+                st.next_to_run != st.next_seqno
+            }
+            // A job that will not run, or a completion report that arrived during `run()`:
+            // the work item signals and drops, outside the submitter's locks.
+            Step::Handoff => true,
         }
-        drop(section);
-        // The job went to the ring (or was cancelled). Jobs submitted meanwhile queued the
-        // work item themselves if they found the lock taken; ours may have been behind one.
-        let st = self.state.lock();
-        st.next_to_run != st.next_seqno
+    }
+
+    /// Whether the current task is in a direct run of this queue (so holds the driver lock).
+    pub(super) fn in_direct_run(&self) -> bool {
+        self.direct_owner.load(Relaxed) == crate::task::Task::current_raw() as usize
     }
 
     /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
     /// waiting for a dependency or for credits. Returns whether to go on.
     fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
         let driver = self.driver_lock.lock();
-        self.step_locked(driver, section)
+        self.step_locked(driver, section, false) == Step::Done
     }
 
-    /// [`Inner::step`] with the driver lock held.
+    /// [`Inner::step`] with the driver lock held. A `direct` step (from
+    /// [`Inner::run_direct`]) only hands a job to `run()`: a job that will not run, or a late
+    /// report, is left to the work item ([`Step::Handoff`]).
     fn step_locked(
         self: &Arc<Self>,
         driver: MutexGuard<'_, ()>,
         section: &mut SignallingSection,
-    ) -> bool {
+        direct: bool,
+    ) -> Step {
         let kept = self.head.lock().take();
         let mut node = match kept {
             Some(node) => node,
@@ -146,7 +174,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 let mut st = self.state.lock();
                 let seqno = st.next_to_run;
                 if seqno == st.next_seqno {
-                    return false;
+                    return Step::Wait;
                 }
                 let node = self.pending.lock().pop_front();
                 match node {
@@ -157,7 +185,7 @@ impl<D: JobQueueDriver> Inner<D> {
                         // INVARIANT: Skip the seqno; `drain` skips its missing entry too.
                         st.next_to_run = seqno + 1;
                         st.handed = seqno + 1;
-                        return true;
+                        return Step::Done;
                     }
                 }
             }
@@ -169,7 +197,7 @@ impl<D: JobQueueDriver> Inner<D> {
         };
         if !self.poll_deps(node.as_mut(), deadline) {
             *self.head.lock() = Some(node);
-            return false;
+            return Step::Wait;
         }
         let n = node.as_mut().project();
         let mut st = self.state.lock();
@@ -180,6 +208,13 @@ impl<D: JobQueueDriver> Inner<D> {
             (_, None) if seqno >= st.cold.dead_from => Some(Skip::AfterDeath),
             (_, None) => Some(Skip::Cancelled),
         };
+        if direct && skip.is_some() {
+            // The job is not run, and is dropped by the work item: outside the submitter's
+            // locks, as `JobQueueDriver::Job` promises.
+            drop(st);
+            *self.head.lock() = Some(node);
+            return Step::Handoff;
+        }
         if skip.is_none()
             && (st.parked_since.is_some() || *n.credits > self.capacity - st.credits_in_use)
         {
@@ -187,7 +222,7 @@ impl<D: JobQueueDriver> Inner<D> {
             // and kick us).
             drop(st);
             *self.head.lock() = Some(node);
-            return false;
+            return Step::Wait;
         }
         let job = n.job.take();
         if skip.is_none() && job.is_none() {
@@ -202,7 +237,7 @@ impl<D: JobQueueDriver> Inner<D> {
             st.handed = seqno + 1;
             st.stats.pending -= 1;
             st.stats.errored += 1;
-            return true;
+            return Step::Done;
         };
         let done = fence.fence();
         let credits = *n.credits;
@@ -230,7 +265,7 @@ impl<D: JobQueueDriver> Inner<D> {
             let _ = e.value.signal(Err(ENOMEM));
             drop(driver);
             section.suspend(|| drop(job));
-            return true;
+            return Step::Done;
         }
         // INVARIANT: The job moves from pending to in flight.
         st.next_to_run = seqno + 1;
@@ -279,6 +314,17 @@ impl<D: JobQueueDriver> Inner<D> {
             drop(done);
             drop(node);
         });
-        true
+        Step::Done
     }
+}
+
+/// What one step of the run path did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A job was handed to the ring or signalled: go on.
+    Done,
+    /// Nothing to do until a dependency, a completion or `unpark()` queues the work item.
+    Wait,
+    /// A direct step stopped short: the work item must go on.
+    Handoff,
 }

@@ -52,6 +52,9 @@ struct LifeRing {
     deadline_ns: Atomic<i64>,
     /// The task that executed the last `run()`.
     run_task: Atomic<usize>,
+    /// If set, the next `run()` kills this queue (and drops the reference).
+    #[pin]
+    kill_queue: SpinLock<Option<Arc<LifeQueue>>>,
 }
 
 impl LifeRing {
@@ -91,6 +94,7 @@ impl LifeRing {
                 deadline_seqno: Atomic::new(0),
                 deadline_ns: Atomic::new(0),
                 run_task: Atomic::new(0),
+                kill_queue <- crate::new_spinlock!(None),
             }),
             GFP_KERNEL,
         )?)
@@ -170,6 +174,11 @@ impl JobQueueDriver for LifeDriver {
             r.violation("done fence cancelled while the job was on a running ring");
         }
         r.run_task.store(crate::task::Task::current_raw() as usize, Relaxed);
+        let kill = r.kill_queue.lock().take();
+        if let Some(q) = kill {
+            // Does not wait: the teardown follows when `run()` returns.
+            q.kill();
+        }
         r.ran.fetch_add(1, Relaxed);
         r.leave();
         drop(job);
@@ -645,6 +654,33 @@ mod lifecycle {
         wait(&c)?;
         assert_eq!(a.status(), Some(Ok(())));
         assert_eq!(c.status(), Some(Ok(())));
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
+    /// `kill()` from `run()` in a direct run returns at once: the submitter holds the driver
+    /// lock, which the work item needs to stop the ring. The job, given to the ring, is
+    /// cancelled once `stop()` returned.
+    #[test]
+    fn kill_from_run_in_direct_run() -> Result {
+        let ring = LifeRing::new(0, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, 10_000)?;
+        *ring.kill_queue.lock() = Some(q.clone());
+        let submitted = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        // In a worker: if `kill()` waited, only that worker would hang.
+        let _submitter = {
+            let (q, submitted) = (q.clone(), submitted.clone());
+            spawn(move || {
+                if let Ok(f) = submit(&q, &[]) {
+                    drop(f);
+                    submitted.store(1, Relaxed);
+                }
+            })?
+        };
+        assert!(wait_for(5000, || submitted.load(Relaxed) != 0));
+        assert!(wait_for(5000, || ring.stopped.load(Relaxed) != 0));
+        assert!(wait_for(5000, || q.stats().cancelled == 1));
+        assert_eq!(ring.ran.load(Relaxed), 1);
         assert_eq!(ring.violations.load(Relaxed), 0);
         Ok(())
     }
