@@ -3,13 +3,13 @@
 //! The emulated GPU: one engine per ring.
 //!
 //! The engine executes the jobs that the [`JobQueue`] puts on its ring one after the other. Its
-//! "shader core" is a work item on the device's execution workqueue (a [`FenceWorkqueue`]: it
-//! runs inside a fence signalling section): it runs the commands of each job on the buffer objects, in
-//! process context, for as long as they take (one job may write 1 GiB). A job takes at least
-//! its busy time; once it has executed and is due, the engine's completion "interrupt" (an
-//! hrtimer in the default, non-hard mode) reports it to the queue with [`JobQueue::complete`],
-//! which signals the job's out-fence there. The interrupt does a bounded amount of work per
-//! job: it never touches buffer contents.
+//! "shader core" is a work item on the device's execution workqueue (a [`FenceWorkqueue`]: it runs
+//! inside a fence signalling section): it runs the commands of each job on the buffer objects, in
+//! process context, for as long as they take (one job may write 1 GiB). A job takes at least its
+//! busy time; once it has executed and is due, the engine's completion "interrupt" (an hrtimer in
+//! the default, non-hard mode) reports it to the queue with [`JobQueue::complete`], which signals
+//! the job's out-fence there. The interrupt does a bounded amount of work per job: it never touches
+//! buffer contents.
 //!
 //! Stopping or resetting the ring (from the queue's [`JobQueueDriver::stop`] and
 //! [`JobQueueDriver::timed_out`]) asks the shader core to abandon the job it is executing and

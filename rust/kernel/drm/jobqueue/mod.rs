@@ -13,16 +13,16 @@
 //!    From here until that fence signals, nothing on the job's path allocates memory.
 //!
 //! A job that is ready when it is submitted is handed to the ring at once, from
-//! [`PreparedJob::submit`] (the direct run). Otherwise the queue does its work in two work
-//! items, inside fence signalling critical sections, on workqueues the driver shares between
-//! its queues ([`JobQueueWorkqueues`], two [`FenceWorkqueue`]s): the submit work item waits for dependencies, starts jobs
-//! ([`JobQueueDriver::run`]) and stops the ring at teardown ([`JobQueueDriver::stop`]); the
-//! timeout work item handles timeouts ([`JobQueueDriver::timed_out`]). The driver's methods
-//! are only called with the queue's driver lock held, so they never overlap. A queue creates
-//! no workqueue and no thread. Jobs start in submission order, once their dependencies have
-//! signalled and the ring has enough free credits. The driver reports completion with
-//! [`JobQueue::complete`], for example from its interrupt handler (see its context rule); done
-//! fences signal strictly in submission (seqno) order, and only for jobs handed to `run()`.
+//! [`PreparedJob::submit`] (the direct run). Otherwise the queue does its work in two work items,
+//! inside fence signalling critical sections, on workqueues the driver shares between its queues
+//! ([`JobQueueWorkqueues`], two [`FenceWorkqueue`]s): the submit work item waits for dependencies,
+//! starts jobs ([`JobQueueDriver::run`]) and stops the ring at teardown ([`JobQueueDriver::stop`]);
+//! the timeout work item handles timeouts ([`JobQueueDriver::timed_out`]). The driver's methods are
+//! only called with the queue's driver lock held, so they never overlap. A queue creates no
+//! workqueue and no thread. Jobs start in submission order, once their dependencies have signalled
+//! and the ring has enough free credits. The driver reports completion with [`JobQueue::complete`],
+//! for example from its interrupt handler (see its context rule); done fences signal strictly in
+//! submission (seqno) order, and only for jobs handed to `run()`.
 //!
 //! A done fence never signals before the job's dependencies did, nor while the ring may still
 //! touch the job: teardown ([`JobQueue::kill`], or dropping the queue) first has the driver
@@ -218,13 +218,13 @@ pub enum TimeoutAction {
 ///
 /// # Context rules
 ///
-/// All three methods are called from the queue's work items (`run()` and `stop()` from the
-/// submit work item, `timed_out()` from the timeout work item) or, for `run()`, from
-/// [`PreparedJob::submit`] in the submitter's context (the direct run, with whatever locks
-/// the submitter holds), in process context, one at a time (with the queue's driver lock held: never concurrently with each other, for one
-/// queue), inside a dma-fence signalling critical section
-/// ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the queue's jobs
-/// wait for them. On an ordered timeout workqueue shared by several queues, the `timed_out()`
+/// All three methods are called from the queue's work items (`run()` and `stop()` from the submit
+/// work item, `timed_out()` from the timeout work item) or, for `run()`, from
+/// [`PreparedJob::submit`] in the submitter's context (the direct run, with whatever locks the
+/// submitter holds), in process context, one at a time (with the queue's driver lock held: never
+/// concurrently with each other, for one queue), inside a dma-fence signalling critical section
+/// ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the queue's jobs wait
+/// for them. On an ordered timeout workqueue shared by several queues, the `timed_out()`
 /// calls of all those queues are serialised too. They may sleep, but must not
 ///
 /// - allocate memory with reclaim (`GFP_KERNEL`), take a lock that is held anywhere while
@@ -466,10 +466,10 @@ struct Inner<D: JobQueueDriver> {
     timeout_wq: Arc<FenceWorkqueue>,
     /// Receives the deadline hints of the done fences.
     deadline_hook: Arc<DeadlineHook>,
-    /// The deadline hint being applied: the jobs up to `deadline_upto` (0: none) should signal
+    /// The deadline hint being applied: the jobs up to `deadline_last` (0: none) should signal
     /// by `deadline_ns` (monotonic). Written only with `driver_lock` held, and read there
-    /// (the zero check of `deadline_upto` excepted).
-    deadline_upto: Atomic<u64>,
+    /// (the zero check of `deadline_last` excepted).
+    deadline_last: Atomic<u64>,
     deadline_ns: Atomic<i64>,
     /// The task in a direct run of [`PreparedJob::submit`] (which holds `driver_lock`), or 0.
     direct_owner: Atomic<usize>,
@@ -530,7 +530,10 @@ impl FenceDeadline for DeadlineHook {
 
 /// Makes a queue's fence timeline with its deadline hook (no queue yet).
 #[inline(never)]
-fn deadline_timeline(driver_name: &CStr, name: &CStr) -> Result<(Arc<FenceCtx>, Arc<DeadlineHook>)> {
+fn deadline_timeline(
+    driver_name: &CStr,
+    name: &CStr,
+) -> Result<(Arc<FenceCtx>, Arc<DeadlineHook>)> {
     let (hook_name, hook_key) = classes::deadline();
     let hook = Arc::pin_init(
         pin_init!(DeadlineHook {
@@ -764,7 +767,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 submit_wq: wqs.submit.clone(),
                 timeout_wq: wqs.timeout.clone(),
                 deadline_hook: hook,
-                deadline_upto: Atomic::new(0),
+                deadline_last: Atomic::new(0),
                 deadline_ns: Atomic::new(0),
                 deadline_hinted: Atomic::new(0),
                 direct_owner: Atomic::new(0),

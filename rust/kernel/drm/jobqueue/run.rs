@@ -53,7 +53,7 @@ impl<D: JobQueueDriver> Inner<D> {
     /// Takes the deadline hints that arrived since the last pass, and tells the driver about
     /// the jobs on the ring they cover.
     fn apply_deadline(&self) {
-        if self.deadline_upto.load(Relaxed) == 0 && self.deadline_hinted.xchg(0, Relaxed) == 0 {
+        if self.deadline_last.load(Relaxed) == 0 && self.deadline_hinted.xchg(0, Relaxed) == 0 {
             // The common case: no deadline, none arrived.
             return;
         }
@@ -75,37 +75,37 @@ impl<D: JobQueueDriver> Inner<D> {
             return;
         }
         let hint = self.deadline_hook.state.lock().hint.take();
-        let (mut upto, mut ns) = (
-            self.deadline_upto.load(Relaxed),
+        let (mut last, mut ns) = (
+            self.deadline_last.load(Relaxed),
             self.deadline_ns.load(Relaxed),
         );
-        if upto < oldest {
+        if last < oldest {
             // Every job the last hint covered has signalled.
-            upto = 0;
+            last = 0;
         }
         if let Some((s, d)) = hint.filter(|(s, _)| *s >= oldest) {
-            ns = if upto == 0 { d } else { ns.min(d) };
-            upto = upto.max(s);
+            ns = if last == 0 { d } else { ns.min(d) };
+            last = last.max(s);
             self.deadline_ns.store(ns, Relaxed);
-            self.deadline_upto.store(upto, Relaxed);
+            self.deadline_last.store(last, Relaxed);
             // `stop()` is called with the driver lock held: `live` read under it says it has
             // not been.
             if live && oldest < handed {
                 if let Some(d) = self.deadline_for(oldest) {
-                    self.driver.set_deadline(upto.min(handed - 1), d);
+                    self.driver.set_deadline(last.min(handed - 1), d);
                 }
             }
         } else {
-            self.deadline_upto.store(upto, Relaxed);
+            self.deadline_last.store(last, Relaxed);
         }
     }
 
     /// The deadline of the job `seqno`, if a hint covers it. Only with the driver lock held.
     fn deadline_for(&self, seqno: u64) -> Option<Instant<Monotonic>> {
-        if seqno > self.deadline_upto.load(Relaxed) {
+        if seqno > self.deadline_last.load(Relaxed) {
             return None;
         }
-        // SAFETY: `deadline_ns` was set from an `Instant` (0 to `KTIME_MAX`) with `upto`.
+        // SAFETY: `deadline_ns` was set from an `Instant` (0 to `KTIME_MAX`) with `last`.
         Some(unsafe { Instant::from_ktime(self.deadline_ns.load(Relaxed)) })
     }
 
@@ -191,7 +191,7 @@ impl<D: JobQueueDriver> Inner<D> {
             }
         };
         // Dependencies: polled with no queue lock held.
-        let deadline = match self.deadline_upto.load(Relaxed) {
+        let deadline = match self.deadline_last.load(Relaxed) {
             0 => None,
             _ => self.deadline_for(self.state.lock().next_to_run),
         };

@@ -223,7 +223,7 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 
 		t0 = ktime_get();
 		for (i = 0; i < inflight; i++) {
-			struct bench_job *job = kzalloc(sizeof(*job), GFP_KERNEL);
+			struct bench_job *job = kzalloc_obj(*job, GFP_KERNEL);
 
 			KUNIT_ASSERT_NOT_NULL(test, job);
 			job->hw = hw;
@@ -360,7 +360,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 	for (i = 0; i < n; i++) {
 		struct drm_gpu_scheduler *list[1];
 
-		qs[i] = kzalloc(sizeof(*qs[i]), GFP_KERNEL);
+		qs[i] = kzalloc_obj(*qs[i], GFP_KERNEL);
 		KUNIT_ASSERT_NOT_NULL(test, qs[i]);
 		KUNIT_ASSERT_EQ(test, drm_sched_init(&qs[i]->sched, &args), 0);
 		list[0] = &qs[i]->sched;
@@ -380,7 +380,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 		spin_unlock(&hw->lock);
 		t0 = ktime_get();
 		for (i = 0; i < n; i++) {
-			struct bench_job *job = kzalloc(sizeof(*job), GFP_KERNEL);
+			struct bench_job *job = kzalloc_obj(*job, GFP_KERNEL);
 
 			KUNIT_ASSERT_NOT_NULL(test, job);
 			job->hw = hw;

@@ -173,7 +173,8 @@ impl JobQueueDriver for LifeDriver {
         if done.status() == Some(Err(ECANCELED)) {
             r.violation("done fence cancelled while the job was on a running ring");
         }
-        r.run_task.store(crate::task::Task::current_raw() as usize, Relaxed);
+        r.run_task
+            .store(crate::task::Task::current_raw() as usize, Relaxed);
         let kill = r.kill_queue.lock().take();
         if let Some(q) = kill {
             // Does not wait: the teardown follows when `run()` returns.

@@ -18,7 +18,8 @@
  * The reliability modes print "jq-stat: NAME VALUE" lines for dev/stress.
  *
  * Options: --jobs N, --rings N, --bos N, --bo-size BYTES, --seed N,
- * --window N (jobs in flight before the demo waits; 0: one at a time), --max-busy-us N, --sw-sync-pct N, --dep-pct N, --device PATH,
+ * --window N (jobs in flight before the demo waits; 0: one at a time),
+ * --max-busy-us N, --sw-sync-pct N, --dep-pct N, --device PATH,
  * --module NAME (test: unload that module last, with live fences),
  * --no-sw-sync, --procs N, --ioctls N, --kills N, --closes-per-1000k N.
  */
@@ -674,10 +675,11 @@ static int demo(void)
 	printf("dependencies:      %ld intra-ring, %ld cross-ring, %ld foreign (sw_sync); ",
 	       dep_same, dep_cross, dep_foreign);
 	printf("%ld from buffer hazards\n", dep_bo);
-	printf("fence kinds:       %ld sync_file, %ld binary syncobj, %ld timeline point, "
-	       "%ld sw_sync; %ld jobs with implicit sync (dma_resv)\n",
+	printf("fence kinds:       %ld sync_file, %ld binary syncobj, %ld timeline point, ",
 	       dep_kind_count[DEP_SYNC_FILE], dep_kind_count[DEP_BINARY_SYNCOBJ],
-	       dep_kind_count[DEP_TIMELINE_POINT], dep_foreign, implicit_jobs);
+	       dep_kind_count[DEP_TIMELINE_POINT]);
+	printf("%ld sw_sync; %ld jobs with implicit sync (dma_resv)\n", dep_foreign,
+	       implicit_jobs);
 	printf("wall time:         %.3f s\n", (t1 - t0) / 1e9);
 	printf("throughput:        %.0f jobs/s\n", opt.jobs / ((t1 - t0) / 1e9));
 	printf("submit->signal:    p50 %.1f us, p99 %.1f us, max %.1f us\n",
@@ -1957,7 +1959,7 @@ static void test_fence_graph(void)
 /* Appends the first of /sys/kernel/tracing and /sys/kernel/debug/tracing that exists. */
 static const char *tracefs(void)
 {
-	static const char *dirs[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+	static const char * const dirs[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
 	char path[128];
 	unsigned int i;
 
