@@ -240,12 +240,15 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// # Context
     ///
     /// Process context, as for [`JobQueueDriver::run`], which it may call: it sleeps only if
-    /// `run()` does (`might_sleep()` checks the context with `CONFIG_DEBUG_ATOMIC_SLEEP`). The
+    /// `run()` does (with `CONFIG_DEBUG_ATOMIC_SLEEP`, `might_sleep()` checks the context). The
     /// caller may hold locks (reservation locks, for example) as long as `run()` and
     /// [`JobQueueDriver::set_deadline`] take none of them; a job that will not run is
     /// dropped by the work item, never under the caller's locks. From a [`JobQueueDriver`]
     /// method of the same queue the job waits for the work item (no direct run).
     pub fn submit(self) -> ARef<Fence> {
+        // The context check only: on `PREEMPT_VOLUNTARY` kernels `might_sleep()` also offers a
+        // reschedule point, which a submission path of a busy ring does not need.
+        #[cfg(CONFIG_DEBUG_ATOMIC_SLEEP)]
         crate::task::might_sleep();
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; we take each field out once.
