@@ -160,6 +160,10 @@ impl RingTotals {
     }
 }
 
+/// A killed queue of a closed file still waiting for a dependency: its ring index, the queue
+/// and the final engine counters.
+type Draining = (usize, Arc<JobQueue<Ring>>, EngineStats);
+
 /// Device-wide state.
 #[pin_data]
 pub(crate) struct Shared {
@@ -176,7 +180,7 @@ pub(crate) struct Shared {
     /// cancelled once it signals), with their ring index and final engine counters. Folded
     /// into `closed` once idle.
     #[pin]
-    draining: Mutex<KVec<(usize, Arc<JobQueue<Ring>>, EngineStats)>>,
+    draining: Mutex<KVec<Draining>>,
     files_opened: Atomic<u64>,
     /// Runs the engines' shader cores: they are on the fence signalling path, and the queues'
     /// work items wait for them when a ring stops.
@@ -221,7 +225,7 @@ impl Shared {
     /// Waits for the killed queues of closed files (see `draining`): their work items run this
     /// module's code. Called on module exit, when no file is open any more.
     fn shutdown_draining(&self) {
-        let draining = core::mem::replace(&mut *self.draining.lock(), KVec::new());
+        let draining = core::mem::take(&mut *self.draining.lock());
         for (i, queue, e) in draining.into_iter() {
             queue.shutdown();
             self.fold_closed(i, &queue.stats(), &e);

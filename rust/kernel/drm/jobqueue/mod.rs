@@ -223,7 +223,7 @@ pub enum TimeoutAction {
 /// [`PreparedJob::submit`] in the submitter's context (the direct run, with whatever locks the
 /// submitter holds), in process context, one at a time (with the queue's driver lock held: never
 /// concurrently with each other, for one queue), inside a dma-fence signalling critical section
-/// ([`SignallingSection`](crate::dma_buf::SignallingSection)): the fences of the queue's jobs wait
+/// ([`SignallingSection`]): the fences of the queue's jobs wait
 /// for them. On an ordered timeout workqueue shared by several queues, the `timed_out()`
 /// calls of all those queues are serialised too. They may sleep, but must not
 ///

@@ -1305,7 +1305,7 @@ mod stress {
         assert_eq!(hw.advance(N), N);
         for f in fences.iter() {
             // A report while `run()` still executes takes effect when it returns.
-            wait(&f)?;
+            wait(f)?;
             assert_eq!(f.status(), Some(Ok(())));
         }
         assert_eq!(q.stats().completed, N as u64);

@@ -72,7 +72,7 @@ impl LifeRing {
         timeout_action: TimeoutAction,
         domain: Option<Arc<Atomic<u32>>>,
     ) -> Result<Arc<Self>> {
-        Ok(Arc::pin_init(
+        Arc::pin_init(
             pin_init!(Self {
                 run_delay_us,
                 timeout_action,
@@ -97,7 +97,7 @@ impl LifeRing {
                 kill_queue <- crate::new_spinlock!(None),
             }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     fn violation(&self, what: &str) {
@@ -334,7 +334,7 @@ impl FenceCb for DropCb {
 }
 
 #[macros::kunit_tests(rust_jobqueue_lifecycle)]
-mod lifecycle {
+mod lifecycle_cases {
     use super::*;
 
     /// Item 1: a completion report beyond the jobs handed to `run()` (a bogus or "flush all"
