@@ -140,8 +140,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 let st = self.state.lock();
                 st.next_to_run != st.next_seqno
             }
-            // A job that will not run, or a completion report that arrived during `run()`:
-            // the work item signals and drops, outside the submitter's locks.
+            // A job that will not run: the work item signals it and drops it, outside the
+            // submitter's locks. (A report that arrived during `run()` is applied here, as a
+            // `complete()` called by `run()` itself would be.)
             Step::Handoff => true,
         }
     }
