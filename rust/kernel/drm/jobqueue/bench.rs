@@ -216,16 +216,14 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
     Ok((t, bytes))
 }
 
-/// The memory a prepared (and, once submitted, waiting) job holds: its node, its dependency
-/// array, its done fence, and its share of the in-flight XArray node (64 slots) that indexes
-/// it.
+/// The memory a prepared (and, once submitted, waiting) job holds: its fence allocation (with
+/// its node in it), its dependency array, and its share of the in-flight XArray node (64
+/// slots) that indexes it.
 fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
-    let node: &super::JobNode<BenchDriver> = &job.node;
-    let mut b = ksize(core::ptr::from_ref(node).cast());
-    if node.deps.capacity() > 0 {
-        b += ksize(node.deps.as_ptr().cast());
+    let mut b = ksize(job.alloc.allocation_ptr());
+    if job.node.deps.capacity() > 0 {
+        b += ksize(job.node.deps.as_ptr().cast());
     }
-    b += ksize(job.alloc.allocation_ptr());
     let xa_node = core::mem::size_of::<bindings::xa_node>();
     b + xa_node.div_ceil(64)
 }

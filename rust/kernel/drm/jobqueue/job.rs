@@ -20,6 +20,7 @@ use crate::{
         },
         DriverFence,
         DriverFenceAllocation,
+        DriverFenceAllowedData,
         Fence, //
     },
     prelude::*,
@@ -30,9 +31,17 @@ use crate::{
     },
 };
 use core::{
-    mem::ManuallyDrop,
+    cell::UnsafeCell,
+    mem::{
+        ManuallyDrop,
+        MaybeUninit, //
+    },
+    ops::Deref,
     pin::Pin,
-    ptr, //
+    ptr::{
+        self,
+        NonNull, //
+    },
 };
 
 /// A job from prepare until the work item takes it (runs or cancels it).
@@ -44,7 +53,7 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     /// The driver's job, until it runs.
     pub(super) job: Option<D::Job>,
     /// The done fence, from submit until the job goes in flight.
-    pub(super) fence: Option<DriverFence<JobMeta>>,
+    pub(super) fence: Option<DriverFence<JobData<D>>>,
     /// Dependencies: one per fence context, the latest of each.
     pub(super) deps: KVec<ARef<Fence>>,
     /// Index in `deps` of the first dependency not known to have signalled.
@@ -54,8 +63,82 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     /// The deadline (monotonic ns) last forwarded to `deps[next_dep]`, or `i64::MAX`.
     pub(super) deadline_sent: i64,
     /// The next job in [`Pending`], while this one is in it.
-    next: Option<Pin<KBox<JobNode<D>>>>,
+    next: Option<NodeBox<D>>,
     pub(super) credits: u32,
+}
+
+/// Per-job data in the done fence's allocation: the job's metadata, and the room for its
+/// [`JobNode`], so that a job costs one allocation.
+///
+/// The node lives there from prepare until the run path is done with the job; its memory stays
+/// allocated until the fence's last reference is gone. Only the job's [`NodeBox`] reaches it.
+pub(super) struct JobData<D: JobQueueDriver> {
+    meta: JobMeta,
+    node: UnsafeCell<MaybeUninit<JobNode<D>>>,
+}
+
+impl<D: JobQueueDriver> Deref for JobData<D> {
+    type Target = JobMeta;
+
+    fn deref(&self) -> &JobMeta {
+        &self.meta
+    }
+}
+
+// SAFETY: The node is only reached through its `NodeBox`, which is `Send` like the node; the
+// metadata is atomics and plain data.
+unsafe impl<D: JobQueueDriver> Send for JobData<D> {}
+
+// SAFETY: A shared `JobData` only gives access to the metadata (atomics and plain data): the
+// node is only reached through its `NodeBox`, never through a shared reference.
+unsafe impl<D: JobQueueDriver> Sync for JobData<D> {}
+
+// SAFETY: Dropping a `JobData` does nothing: `JobMeta` has no drop glue, and the node is a
+// `MaybeUninit` (its `NodeBox` drops it in place, never the fence).
+unsafe impl<D: JobQueueDriver> DriverFenceAllowedData for JobData<D> {}
+
+/// Owns a job's [`JobNode`], which lives in the job's fence allocation ([`JobData`]).
+///
+/// # Invariants
+///
+/// `node` points to an initialised, pinned `JobNode<D>` in the `JobData<D>` of a fence
+/// allocation that stays allocated while `self` exists: `keep` holds a reference to the fence
+/// once it is live; before that, the [`PreparedJob`] that owns both `self` and the allocation
+/// drops `self` first. `self` is the only owner of the node.
+pub(super) struct NodeBox<D: JobQueueDriver> {
+    node: NonNull<JobNode<D>>,
+    keep: Option<ARef<Fence>>,
+}
+
+// SAFETY: `NodeBox` owns the node like a `KBox` would; the node is `Send` (the driver's job
+// is), and the fence reference is `Send`.
+unsafe impl<D: JobQueueDriver> Send for NodeBox<D> {}
+
+impl<D: JobQueueDriver> NodeBox<D> {
+    /// The node, pinned.
+    pub(super) fn as_mut(&mut self) -> Pin<&mut JobNode<D>> {
+        // SAFETY: By the type invariant the node is initialised, pinned and owned by `self`
+        // only, so borrowing `self` mutably borrows the node exclusively.
+        unsafe { Pin::new_unchecked(self.node.as_mut()) }
+    }
+}
+
+impl<D: JobQueueDriver> Deref for NodeBox<D> {
+    type Target = JobNode<D>;
+
+    fn deref(&self) -> &JobNode<D> {
+        // SAFETY: By the type invariant the node is initialised and alive while `self` is.
+        unsafe { self.node.as_ref() }
+    }
+}
+
+impl<D: JobQueueDriver> Drop for NodeBox<D> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the node is initialised and owned by `self` only; it
+        // is dropped once, here, in place (it is pinned). Its memory stays allocated until
+        // `keep` (dropped after this) or the allocation's owner lets it go.
+        unsafe { ptr::drop_in_place(self.node.as_ptr()) };
+    }
 }
 
 impl<D: JobQueueDriver> JobQueue<D> {
@@ -86,28 +169,39 @@ impl<D: JobQueueDriver> JobQueue<D> {
             return Err(ENODEV);
         }
         let alloc = DriverFenceAllocation::new(
-            JobMeta {
-                credits,
-                started: Atomic::new(0),
-                ran_at: Atomic::new(0),
-                skipped: Atomic::new(0),
+            JobData {
+                meta: JobMeta {
+                    credits,
+                    started: Atomic::new(0),
+                    ran_at: Atomic::new(0),
+                    skipped: Atomic::new(0),
+                },
+                node: UnsafeCell::new(MaybeUninit::uninit()),
             },
             flags,
         )?;
-        let node = KBox::pin_init(
-            pin_init!(JobNode::<D> {
-                wait <- DepWait::new(),
-                job: Some(job),
-                fence: None,
-                deps: KVec::new(),
-                next_dep: 0,
-                dep_error: None,
-                deadline_sent: i64::MAX,
-                next: None,
-                credits,
-            }),
-            flags,
-        )?;
+        let slot = alloc.data().node.get().cast::<JobNode<D>>();
+        let init = pin_init!(JobNode::<D> {
+            wait <- DepWait::new(),
+            job: Some(job),
+            fence: None,
+            deps: KVec::new(),
+            next_dep: 0,
+            dep_error: None,
+            deadline_sent: i64::MAX,
+            next: None,
+            credits,
+        });
+        // SAFETY: `slot` is the uninitialised node of the fresh allocation, which never moves
+        // (it is pinned) and which nothing else reaches.
+        unsafe { pin_init::raw_init(slot, init) };
+        // INVARIANT: The node is initialised and pinned in `alloc`, which `PreparedJob` drops
+        // after `node`; nothing else reaches it.
+        let node = NodeBox {
+            // SAFETY: `slot` points into a live allocation, so it is not null.
+            node: unsafe { NonNull::new_unchecked(slot) },
+            keep: None,
+        };
         // Reserve the next seqno slot in the in-flight set, so that running never allocates.
         {
             let mut r = inner.reservations.lock();
@@ -164,8 +258,9 @@ impl<D: JobQueueDriver> JobQueue<D> {
 /// # Ok::<(), Error>(())
 /// ```
 pub struct PreparedJob<D: JobQueueDriver> {
-    pub(super) node: ManuallyDrop<Pin<KBox<JobNode<D>>>>,
-    pub(super) alloc: ManuallyDrop<DriverFenceAllocation<JobMeta>>,
+    /// Dropped before `alloc`, in whose memory it lives.
+    pub(super) node: ManuallyDrop<NodeBox<D>>,
+    pub(super) alloc: ManuallyDrop<DriverFenceAllocation<JobData<D>>>,
     queue: Arc<Inner<D>>,
     /// The allocation flags of [`JobQueue::prepare_with_flags`].
     flags: Flags,
@@ -274,6 +369,8 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             );
             queue.trace_deps(seqno, node.deps.iter().map(|d| &**d));
             *node.as_mut().project().fence = Some(fence);
+            // INVARIANT: From now on the fence keeps the node's memory allocated.
+            node.keep = Some(done.clone());
             // In seqno order: appended under the state lock, like the seqno was taken.
             queue.pending.lock().push_back(node);
             // INVARIANT: The job is pending: it is in `pending`, at `next_seqno`.
@@ -320,7 +417,7 @@ impl<D: JobQueueDriver> Drop for PreparedJob<D> {
 /// `last` is null if `first` is `None`, else it points to the last node of the chain that
 /// starts at `first` (owned by that chain, so valid and pinned while it is in it).
 pub(super) struct Pending<D: JobQueueDriver> {
-    first: Option<Pin<KBox<JobNode<D>>>>,
+    first: Option<NodeBox<D>>,
     last: *mut JobNode<D>,
 }
 
@@ -338,7 +435,7 @@ impl<D: JobQueueDriver> Pending<D> {
     }
 
     /// Appends `node`. Never allocates.
-    pub(super) fn push_back(&mut self, mut node: Pin<KBox<JobNode<D>>>) {
+    pub(super) fn push_back(&mut self, mut node: NodeBox<D>) {
         // SAFETY: Only the address is taken; the node is not moved out of its pin.
         let raw: *mut JobNode<D> = unsafe { Pin::get_unchecked_mut(node.as_mut()) };
         if self.last.is_null() {
@@ -353,7 +450,7 @@ impl<D: JobQueueDriver> Pending<D> {
     }
 
     /// Takes the first job off the list.
-    pub(super) fn pop_front(&mut self) -> Option<Pin<KBox<JobNode<D>>>> {
+    pub(super) fn pop_front(&mut self) -> Option<NodeBox<D>> {
         let mut node = self.first.take()?;
         self.first = node.as_mut().project().next.take();
         if self.first.is_none() {

@@ -72,7 +72,6 @@
 use crate::{
     dma_buf::{
         DriverFence,
-        DriverFenceAllowedData,
         Fence,
         FenceCtx,
         FenceDeadline,
@@ -131,7 +130,8 @@ pub use stats::{
 };
 
 use job::{
-    JobNode,
+    JobData,
+    NodeBox,
     Pending, //
 };
 
@@ -305,7 +305,7 @@ pub trait JobQueueDriver: Send + Sync + 'static {
     }
 }
 
-/// Per-job data in the done fence.
+/// Per-job metadata in the done fence ([`JobData`]).
 struct JobMeta {
     /// Credits the job occupies while it runs.
     credits: u32,
@@ -318,8 +318,6 @@ struct JobMeta {
     skipped: Atomic<i32>,
 }
 
-// SAFETY: `JobMeta` has no drop glue: dropping it does nothing, in any context.
-unsafe impl DriverFenceAllowedData for JobMeta {}
 
 /// Where the queue is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -436,13 +434,13 @@ struct Inner<D: JobQueueDriver> {
     /// The first pending job, taken out of `pending` by the work item while it waits for its
     /// dependencies or for credits. Only the run path uses it, with `driver_lock` held.
     #[pin]
-    head: SpinLock<Option<Pin<KBox<JobNode<D>>>>>,
+    head: SpinLock<Option<NodeBox<D>>>,
     #[pin]
     reservations: Mutex<Reservations>,
     #[pin]
     pending: SpinLock<Pending<D>>,
     #[pin]
-    inflight: XArray<DriverFence<JobMeta>>,
+    inflight: XArray<DriverFence<JobData<D>>>,
     /// Completed once the ring was stopped, its jobs signalled, and the waiting jobs that
     /// could be cancelled were; [`JobQueue::kill`] waits for it.
     #[pin]

@@ -10,7 +10,7 @@
 use super::{
     Cold,
     Inner,
-    JobMeta,
+    JobData,
     JobQueue,
     JobQueueDriver,
     JobTimes,
@@ -37,7 +37,7 @@ use crate::{
     workqueue::DelayedWork, //
 };
 
-/// Why a job in flight was not run; stored in its [`JobMeta`](super::JobMeta) as an `i32`.
+/// Why a job in flight was not run; stored in its `JobMeta` as an `i32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Skip {
     /// A dependency failed with this error.
@@ -127,9 +127,9 @@ impl Cold {
 const DRAIN_BATCH: usize = 8;
 
 /// A job taken off the in-flight set by [`Inner::drain`], to signal.
-struct Drained {
+struct Drained<D: JobQueueDriver> {
     /// `None` once signalled.
-    fence: Option<DriverFence<JobMeta>>,
+    fence: Option<DriverFence<JobData<D>>>,
     res: Result,
     times: Option<JobTimes>,
     seqno: u64,
@@ -151,7 +151,7 @@ impl<D: JobQueueDriver> Inner<D> {
             let order = self.signal_lock.lock();
             // Up to `DRAIN_BATCH` fences per round trip of the locks: bounded work with
             // interrupts off, and one lock round trip for a batch of finished jobs.
-            let mut batch: [Option<Drained>; DRAIN_BATCH] = Default::default();
+            let mut batch: [Option<Drained<D>>; DRAIN_BATCH] = Default::default();
             let mut n = 0;
             let mut more = true;
             {
