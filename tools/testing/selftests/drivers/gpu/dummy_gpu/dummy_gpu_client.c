@@ -6,7 +6,7 @@
  *                                     sw_sync foreign fences; verifies every
  *                                     buffer against a CPU reference; report
  *   dummy_gpu_client test [options]   bad-input and teardown cases;
- *                                     prints "N passed, M failed"
+ *                                     kselftest TAP and totals
  *   dummy_gpu_client failnth          fail-nth sweeps of SUBMIT and BO_CREATE
  *   dummy_gpu_client stress [options] --jobs jobs from --procs processes:
  *                                     random DAGs, sw_sync, faults, hangs,
@@ -15,6 +15,7 @@
  *   dummy_gpu_client unload --module NAME
  *                                     unload with live out-fences
  *
+ * test, failnth and unload report each case through kselftest.h (test.c).
  * The reliability modes print "jq-stat: NAME VALUE" lines for dev/stress.
  *
  * Files: common.c (options, device, ioctl and sw_sync helpers), demo.c,

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * dummy_gpu_client: what its files share.
+ *
+ * The test, failnth and unload modes report through kselftest.h, whose
+ * counters are static, one set per object file: every result goes through
+ * check() and skip() of test.c, which alone counts and ends (ksft_exit_*()).
+ * The other files call none of its result or exit functions.
  */
 #ifndef DUMMY_GPU_CLIENT_H
 #define DUMMY_GPU_CLIENT_H
@@ -32,6 +37,8 @@
 #include <drm/dummy_gpu_drm.h>
 #include <linux/dma-buf.h>
 #include <linux/sync_file.h>
+
+#include "kselftest.h"
 
 /* sw_sync's private uapi (drivers/dma-buf/sw_sync.c). */
 struct sw_sync_create_fence_data {
@@ -116,7 +123,7 @@ struct totals {
 };
 
 /* common.c */
-void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+__noreturn __printf(1, 2) void die(const char *fmt, ...);
 int xioctl(int fd, unsigned long req, void *arg);
 int open_device(void);
 uint64_t get_param(int fd, uint32_t p);
@@ -139,7 +146,7 @@ int status_of(int fd, int wait_ms);
 void write_file(const char *path, const char *val);
 
 /* test.c */
-void check(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+__printf(3, 4) void check(int ok, const char *name, const char *fmt, ...);
 void skip(const char *name, const char *why);
 int test(void);
 int failnth_mode(void);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dummy_gpu_client test: the cases on syncobjs, implicit sync, a fence
- * graph over every kind of fence, and tracing.
+ * graph over every kind of fence, and tracing. Results go through check()
+ * and skip() of test.c.
  */
 #include "dummy_gpu_client.h"
 

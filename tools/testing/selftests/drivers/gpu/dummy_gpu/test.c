@@ -2,35 +2,49 @@
 /*
  * dummy_gpu_client test, failnth and unload: bad-input, success-path and
  * teardown cases, fail-nth sweeps, and unloading the module with live
- * out-fences.
+ * out-fences, reported through kselftest.h.
  */
 #include "dummy_gpu_client.h"
 
-static int t_pass, t_fail, t_num;
 static long faults_injected, faults_absorbed;
 
+/*
+ * One case's result: "ok N NAME", or a "# NAME: why" diagnostic and then
+ * "not ok N NAME".
+ */
 void check(int ok, const char *name, const char *fmt, ...)
 {
+	char why[512];
 	va_list ap;
 
-	t_num++;
 	if (ok) {
-		t_pass++;
-		printf("ok %d - %s\n", t_num, name);
+		ksft_test_result_pass("%s\n", name);
 		return;
 	}
-	t_fail++;
-	printf("not ok %d - %s: ", t_num, name);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	printf("\n");
+	ksft_print_msg("%s: %s\n", name, why);
+	ksft_test_result_fail("%s\n", name);
 }
 
-/* A case that cannot run here: printed as skipped, counted neither way. */
+/* A case that cannot run here: "ok N NAME # SKIP why", counted as a skip. */
 void skip(const char *name, const char *why)
 {
-	printf("ok %d - %s # SKIP %s\n", ++t_num, name, why);
+	ksft_test_result_code(KSFT_SKIP, name, "%s", why);
+}
+
+/*
+ * Ends a reporting mode: the plan, if it was not known up front, then the
+ * totals; exits 0 if no case failed, else 1.
+ */
+static __noreturn void finish(void)
+{
+	if (!ksft_plan)
+		ksft_set_plan(ksft_test_num());
+	if (ksft_get_fail_cnt())
+		ksft_exit_fail();
+	ksft_exit_pass();
 }
 
 /*
@@ -725,8 +739,8 @@ static void test_many_files(int n)
 	      "scale: the queues add no kernel thread, and leave none",
 	      "kernel threads (no kworkers) %d before, %d with %d files open, %d after", k0,
 	      k1, opened, k2);
-	printf("# scale: %d files x %u rings in %" PRIu64 " ms, %d kernel threads\n", opened,
-	       dev_rings, (now_ns() - t0) / 1000000, k0);
+	ksft_print_msg("scale: %d files x %u rings in %" PRIu64 " ms, %d kernel threads\n",
+		       opened, dev_rings, (now_ns() - t0) / 1000000, k0);
 	free(fds);
 	free(bos);
 }
@@ -821,7 +835,8 @@ static void test_failnth(uint32_t bo, int ndeps, int syncobj)
 	      "%d faults injected, %d not -ENOMEM (first %d), final submit %s, status %d, submitted +%"
 	      PRIu64, injected, bad, first_bad, ok ? "ok" : "failed", st,
 	      after.submitted - before.submitted);
-	printf("# %s: %d faults injected (%d absorbed by a retry)\n", name, injected, absorbed);
+	ksft_print_msg("%s: %d faults injected (%d absorbed by a retry)\n", name, injected,
+		       absorbed);
 	faults_injected += injected;
 	faults_absorbed += absorbed;
 	for (i = 0; i < ndeps; i++) {
@@ -887,8 +902,8 @@ static void test_unload(void)
 		st[i] = out[i] >= 0 ? fence_info(out[i], NULL, drv[i], tln[i]) : out[i];
 		ok = ok && st[i] == want[i] && wait_fence(out[i], 0) &&
 		     !strcmp(drv[i], "detached-driver") && !strcmp(tln[i], "signaled-timeline");
-		printf("# after unload, fence %d: status %d, driver '%s', timeline '%s'\n", i,
-		       st[i], drv[i], tln[i]);
+		ksft_print_msg("after unload, fence %d: status %d, driver '%s', timeline '%s'\n",
+			       i, st[i], drv[i], tln[i]);
 	}
 	check(ok, "unload: out-fences stay readable after the module is gone, names detached",
 	      "delete_module %d (%s), status %d/%d/%d, names '%s'/'%s', close took %ld ms", rc,
@@ -905,6 +920,8 @@ int test(void)
 	uint32_t bo, *map;
 	int fd_probe, fd_probe2, have;
 
+	/* The number of cases depends on the machine: the plan comes last. */
+	ksft_print_header();
 	if (bo_create(drm_fd, 4096, &bo))
 		die("BO_CREATE failed\n");
 	map = bo_map(drm_fd, bo, 4096);
@@ -956,8 +973,7 @@ int test(void)
 		drm_fd = -1;
 		test_unload();
 	}
-	printf("%d passed, %d failed\n", t_pass, t_fail);
-	return t_fail ? 1 : 0;
+	finish();
 }
 
 static void set_fault_injection(int on)
@@ -1013,7 +1029,7 @@ static void test_failnth_bo_create(void)
 	check(ok && !bad && injected > 0, "fail-nth: every allocation of BO_CREATE",
 	      "%d injected, %d not -ENOMEM (first %d), final %s", injected, bad, first_bad,
 	      ok ? "ok" : "failed");
-	printf("# fail-nth: BO_CREATE: %d faults injected\n", injected);
+	ksft_print_msg("fail-nth: BO_CREATE: %d faults injected\n", injected);
 	faults_injected += injected;
 	close(nth);
 }
@@ -1023,6 +1039,9 @@ int failnth_mode(void)
 	struct totals t;
 	uint32_t bo;
 
+	ksft_print_header();
+	/* Five SUBMIT sweeps, the BO_CREATE sweep, the final balance. */
+	ksft_set_plan(7);
 	if (bo_create(drm_fd, 4096, &bo))
 		die("BO_CREATE failed\n");
 	set_fault_injection(1);
@@ -1040,19 +1059,19 @@ int failnth_mode(void)
 	      "pending %" PRIu64 " in_flight %" PRIu64, t.pending, t.in_flight);
 	stat_line("failnth.faults_injected", faults_injected);
 	stat_line("failnth.faults_absorbed", faults_absorbed);
-	stat_line("failnth.failed_checks", t_fail);
-	printf("%d passed, %d failed\n", t_pass, t_fail);
-	return t_fail ? 1 : 0;
+	stat_line("failnth.failed_checks", ksft_get_fail_cnt());
+	finish();
 }
 
 int unload_mode(void)
 {
 	if (!opt.module)
 		die("unload needs --module NAME\n");
+	ksft_print_header();
+	ksft_set_plan(1);
 	close(drm_fd);
 	drm_fd = -1;
 	test_unload();
-	stat_line("unload.failed_checks", t_fail);
-	printf("%d passed, %d failed\n", t_pass, t_fail);
-	return t_fail ? 1 : 0;
+	stat_line("unload.failed_checks", ksft_get_fail_cnt());
+	finish();
 }
