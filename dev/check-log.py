@@ -124,8 +124,11 @@ def walk(group, suites):
         walk(sub, suites)
 
 
-USER_CASE = re.compile(r"^(not )?ok (\d+) - (.*)$")
-USER_SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+# The client's kselftest.h output: "ok N name", "not ok N name" after a
+# "# name: why" line, "ok N name # SKIP why", and "# Totals: ..." at the end.
+USER_CASE = re.compile(r"^(not )?ok (\d+) (.*)$")
+USER_SUMMARY = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:\d+ xpass:\d+ skip:\d+ "
+                          r"error:(\d+)$")
 USER_EXIT = re.compile(r"jq-run: exit (\d+)")
 KTAP_CASE = re.compile(r"^\s+(not )?ok \d+ (\S+)")
 SWEEP = re.compile(r"jq-stat: kunit.faults_injected (\d+)")
@@ -162,15 +165,22 @@ def userspace(path, opts):
     print(f"  booted: {arch}, {cpus} CPU(s), {nodes} node(s)")
     failed += check_machine(arch, cpus, nodes, opts)
     skipped = []
-    for line in lines:
-        m = USER_CASE.match(line.strip())
+    # The client's TAP starts after the KUnit results (boot and debugfs re-run).
+    marks = [i for i, l in enumerate(lines) if "jq-kunit: results end" in l] or \
+        [i for i, l in enumerate(lines) if "jq-run: begin" in l]
+    start = marks[-1] + 1 if marks else 0
+    prev = ""
+    for n, line in enumerate(lines):
+        m = USER_CASE.match(line.strip()) if n >= start else None
         if m and m.group(1):
-            print(f"  FAIL {m.group(2)} - {m.group(3)}")
+            why = prev[len(m.group(3)) + 4:] if prev.startswith(f"# {m.group(3)}: ") else ""
+            print(f"  FAIL {m.group(2)} - {m.group(3)}{': ' + why if why else ''}")
         elif m and "# SKIP" in line:
             skipped.append(m.group(3))
-        m = USER_SUMMARY.match(line.strip())
+        m = USER_SUMMARY.match(line.strip()) if n >= start else None
         if m:
-            summary = (int(m.group(1)), int(m.group(2)))
+            summary = (int(m.group(1)), int(m.group(2)) + int(m.group(3)))
+        prev = line.strip()
         m = USER_EXIT.search(line)
         if m:
             rc = int(m.group(1))

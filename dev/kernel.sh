@@ -53,15 +53,18 @@ kernel_build() {
 }
 
 # build_client: installs the kernel's uapi headers into $BUILD/usr/include
-# and builds the userspace client against them (for the host: UML and x86_64
-# only); sets CLIENT.
+# and builds the userspace client against them through its kselftest
+# Makefile, with gcc (for the host: UML and x86_64 only); sets CLIENT. The
+# objects are rebuilt every time: a changed uapi header must reach them.
 build_client() {
-	local src="$TREE/tools/testing/selftests/drivers/gpu/dummy_gpu/dummy_gpu_client.c"
+	local dir="$TREE/tools/testing/selftests/drivers/gpu/dummy_gpu"
 	make -s -C "$TREE" O="$BUILD" ARCH="$KARCH" LLVM=1 headers > "$BUILD/headers.out" 2>&1 ||
 		{ cat "$BUILD/headers.out"; return 1; }
+	rm -rf "$BUILD/client"
 	mkdir -p "$BUILD/client"
 	CLIENT="$BUILD/client/dummy_gpu_client"
-	gcc -O2 -Wall -Werror -I"$BUILD/usr/include" -o "$CLIENT" "$src"
+	make -C "$dir" CC=gcc OUTPUT="$BUILD/client" KHDR_INCLUDES="-I$BUILD/usr/include" \
+		> "$BUILD/client.out" 2>&1 || { cat "$BUILD/client.out"; return 1; }
 }
 
 # qemu_env ARCH: puts the QEMU wrapper (dev/qemu/qemu-system-jq-*) on PATH
