@@ -3,11 +3,18 @@
 """Turns the "jq-bench:" lines of a dev/bench boot into a table, JSON and plots.
 
 Usage: bench-report.py LOG OUTDIR
-Writes OUTDIR/results.json, OUTDIR/results.md, OUTDIR/inflight.svg and
-OUTDIR/deps.svg, and prints the Markdown.
+Writes OUTDIR/results.json, OUTDIR/results.md and the plots OUTDIR/inflight.svg,
+OUTDIR/deps.svg and OUTDIR/scale.svg, and prints the Markdown. When OUTDIR/..
+is the repository (dev/bench passes bench/), it also writes the figures of the
+documentation page, Documentation/gpu/drm-jobqueue-{inflight,deps}.svg (the
+same plots), and the targets table and plots between the bench markers of
+README.md. The SVGs carry no date and no trailing whitespace (checkpatch), so
+a rerun on the same log rewrites them identically.
 """
 
+import io
 import json
+import os
 import re
 import statistics
 import sys
@@ -18,6 +25,18 @@ SCALE = re.compile(r"jq-bench: impl=(\w+) bench=scale queues=(\d+) jobs=(\d+) cr
                    r"destroy_ns=(-?\d+) submit_ns=(-?\d+) complete_ns=(-?\d+) "
                    r"total_ns=(-?\d+) bytes=(-?\d+) threads=(-?\d+)")
 NAMES = {"rust": "JobQueue (Rust)", "c": "drm_sched (C)"}
+# The plots the documentation page shows (kernel-figure), by bench/ name.
+DOC_FIGURES = {"inflight.svg": "drm-jobqueue-inflight.svg", "deps.svg": "drm-jobqueue-deps.svg"}
+
+
+def save_svg(fig, paths):
+    """Writes FIG as SVG to every path: no date, no trailing whitespace."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+    for path in paths:
+        with open(path, "w") as f:
+            f.write(text)
 
 
 def stat(v):
@@ -203,20 +222,24 @@ def main():
                   "(<= 1.5 x)", f"{fmt(j1)} -> {fmt(jn)} ns = {ratio(jn, j1)}",
                   j1 is not None and jn and jn <= 1.5 * j1))
     md.append("### Targets\n")
-    md.append("| target | measured | holds |\n|---|---|---|")
+    targets = ["| target | measured | holds |\n|---|---|---|"]
     for name, val, ok in t:
-        md.append(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+        targets.append(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+    md += targets
     res["targets"] = [{"target": n, "measured": v, "holds": bool(o)} for n, v, o in t]
 
     out_md = "\n".join(md) + "\n"
     open(f"{out}/results.md", "w").write(out_md)
-    # Keep the README's copy of the table current (between its bench markers).
+    # Keep the README's copy current (between its bench markers): the targets
+    # and the plots; the full tables stay in bench/results.md.
     readme = f"{out}/../README.md"
     try:
         r = open(readme).read()
         a, b = "<!-- bench:begin -->", "<!-- bench:end -->"
         if a in r and b in r:
-            body = (out_md.replace("### ", "#### ") +
+            body = ("Targets of the last `dev/bench` run (UML, compare the two schedulers, "
+                    "not absolute values; every table in [bench/results.md](bench/results.md)):\n\n" +
+                    "\n".join(targets) + "\n"
                     "\n![ns per job by jobs in flight](bench/inflight.svg)\n"
                     "![ns per job by dependencies](bench/deps.svg)\n"
                     "![cost per queue by queues](bench/scale.svg)\n")
@@ -227,8 +250,12 @@ def main():
     json.dump(res, open(f"{out}/results.json", "w"), indent=1)
     print(out_md)
 
+    doc = os.path.join(out, "..", "Documentation", "gpu")
+    doc = doc if os.path.isfile(os.path.join(doc, "drm-jobqueue.rst")) else None
+    written = []
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "drm-jobqueue"   # stable element ids
     import matplotlib.pyplot as plt
     for bench, xs, key, xlabel, fname, logx in (
             ("inflight", inflight, lambda x: (x, 0), "jobs in flight", "inflight.svg", True),
@@ -251,8 +278,11 @@ def main():
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(f"{out}/{fname}")
-        fig.savefig(f"{out}/{fname[:-4]}.png", dpi=100)
+        paths = [f"{out}/{fname}"]
+        if doc:
+            paths.append(os.path.join(doc, DOC_FIGURES[fname]))
+        save_svg(fig, paths)
+        written += paths
     if scale_ns:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for impl, style in (("rust", "o-"), ("c", "s-")):
@@ -270,9 +300,10 @@ def main():
         axes[0].set_title("memory per queue")
         axes[1].set_title("per-job cost")
         fig.tight_layout()
-        fig.savefig(f"{out}/scale.svg")
-        fig.savefig(f"{out}/scale.png", dpi=100)
-    print(f"wrote {out}/results.md, results.json, inflight/deps/scale .svg/.png")
+        save_svg(fig, [f"{out}/scale.svg"])
+        written.append(f"{out}/scale.svg")
+    print(f"wrote {out}/results.md, {out}/results.json, " +
+          ", ".join(os.path.normpath(p) for p in written))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ def read_lines(path):
 
 
 def file_owner(commits, path):
+    # A rule that names the path itself wins over globs and directories
+    # (so one file of a directory can go to a later commit).
+    for c in commits:
+        if path in c.files:
+            return c.idx
     for c in commits:
         for g in c.files:
             if fnmatch.fnmatchcase(path, g) or path.startswith(g.rstrip("/") + "/"):
