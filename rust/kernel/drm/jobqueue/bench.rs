@@ -13,6 +13,10 @@
 //! The mock hardware is the benchmark thread itself: `run` only records that a job reached the
 //! ring, and once the whole round is on the ring the thread completes it as an interrupt handler
 //! would, with interrupts off, through [`JobQueue::complete`] (one call for the round).
+//!
+//! The two-CPU benchmark (`smp`) splits the two: the submitter runs on CPU 0, and a completer
+//! thread on CPU 1 polls the ring and completes what reached it, as an interrupt handler on
+//! another CPU would.
 
 use super::{
     JobQueue,
@@ -33,6 +37,11 @@ use crate::{
     prelude::*,
     sync::{
         aref::ARef,
+        atomic::{
+            Acquire,
+            Atomic,
+            Release, //
+        },
         Arc,
         CondVar,
         SpinLock,
@@ -55,6 +64,10 @@ const INFLIGHT: [usize; 4] = [1, 64, 4096, 65536];
 const DEPS: [usize; 4] = [0, 1, 4, 16];
 /// Jobs in flight in the dependency sweep.
 const DEPS_INFLIGHT: usize = 4096;
+/// Credits of the ring in the two-CPU benchmark.
+const SMP_INFLIGHT: [usize; 3] = [1, 64, 4096];
+/// Jobs per two-CPU measurement.
+const SMP_JOBS: usize = 16384;
 
 /// Progress of the ring, shared by `run` and the benchmark thread.
 struct Ring {
@@ -71,6 +84,8 @@ struct BenchHw {
     /// Stands for the interrupt controller: its guard disables interrupts.
     #[pin]
     irq: SpinLockIrq<()>,
+    /// The seqno of the last job that reached the ring, for the two-CPU completer.
+    published: Atomic<u64>,
 }
 
 struct BenchDriver {
@@ -80,12 +95,14 @@ struct BenchDriver {
 impl JobQueueDriver for BenchDriver {
     type Job = ();
 
-    fn run(&self, _job: (), _seqno: u64, _done: &Fence) {
+    fn run(&self, _job: (), seqno: u64, _done: &Fence) {
         let mut r = self.hw.ring.lock();
         r.on_ring += 1;
         if r.on_ring == r.target {
             self.hw.cv.notify_all();
         }
+        drop(r);
+        self.hw.published.store(seqno, Release);
     }
 
     fn timed_out(&self, _seqno: u64) -> TimeoutAction {
@@ -135,6 +152,7 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
             ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
             cv <- new_condvar!(),
             irq <- new_spinlock_irq!(()),
+            published: Atomic::new(0),
         }),
         GFP_KERNEL,
     )?;
@@ -250,6 +268,131 @@ extern "C" {
     fn jq_bench_slab_bytes() -> u64;
     /// Threads in the system, kernel threads included (same file).
     fn jq_bench_threads() -> i32;
+    /// `num_online_cpus()` (same file).
+    fn jq_bench_online_cpus() -> u32;
+    /// Marks the running KUnit case skipped, with `reason` (same file).
+    fn jq_bench_skip(reason: *const core::ffi::c_char);
+    /// One round of a polling loop: `cond_resched()` and `cpu_relax()` (same file).
+    fn jq_bench_relax();
+    /// Binds the calling thread to `cpu`, or to any CPU if `cpu` is negative (same file).
+    fn jq_bench_pin(cpu: i32) -> i32;
+    /// Runs `f(arg)` on a kernel thread bound to `cpu`; null on failure (same file).
+    fn jq_bench_spawn_on_cpu(
+        cpu: u32,
+        f: unsafe extern "C" fn(*mut core::ffi::c_void),
+        arg: *mut core::ffi::c_void,
+    ) -> *mut core::ffi::c_void;
+    /// Waits until `f` of [`jq_bench_spawn_on_cpu`] returned, and frees the thread.
+    fn jq_bench_join(thread: *mut core::ffi::c_void);
+}
+
+/// What the two-CPU completer shares with the submitter.
+struct SmpShared<'a> {
+    q: &'a JobQueue<BenchDriver>,
+    hw: &'a BenchHw,
+    /// The seqno of the last job, once submitted; 0 before.
+    last: Atomic<u64>,
+}
+
+/// The two-CPU completer: completes the jobs that reached the ring, with interrupts off, until
+/// the last one.
+///
+/// # Safety
+///
+/// `arg` must point to an `SmpShared` that outlives the call.
+unsafe extern "C" fn smp_completer(arg: *mut core::ffi::c_void) {
+    // SAFETY: By the safety requirements `arg` points to a live `SmpShared`.
+    let s = unsafe { &*arg.cast::<SmpShared<'_>>() };
+    let mut done = 0;
+    loop {
+        let on_ring = s.hw.published.load(Acquire);
+        if on_ring > done {
+            let _irq = s.hw.irq.lock();
+            s.q.complete(on_ring, Ok(()));
+            done = on_ring;
+        } else if done != 0 && done == s.last.load(Acquire) {
+            return;
+        } else {
+            // SAFETY: Callable from any sleepable context.
+            unsafe { jq_bench_relax() };
+        }
+    }
+}
+
+/// Two CPUs: the submitter (this thread, on CPU 0) pushes `SMP_JOBS` jobs back to back, with at
+/// most `inflight` credits on the ring, while the completer on CPU 1 completes what reached the
+/// ring. Returns (submit, 0, total) nanoseconds; total runs until the last done fence signalled.
+fn run_smp(inflight: usize) -> Result<[i64; 3]> {
+    let hw = Arc::pin_init(
+        pin_init!(BenchHw {
+            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
+            cv <- new_condvar!(),
+            irq <- new_spinlock_irq!(()),
+            published: Atomic::new(0),
+        }),
+        GFP_KERNEL,
+    )?;
+    let q = JobQueue::new(
+        BenchDriver { hw: hw.clone() },
+        c"bench",
+        c"bench-smp",
+        inflight as u32,
+        Delta::from_secs(600),
+        &JobQueueWorkqueues::new(c"bench-smp")?,
+    )?;
+    let shared = SmpShared {
+        q: &q,
+        hw: &hw,
+        last: Atomic::new(0),
+    };
+    crate::sync::rcu::rcu_barrier();
+    // SAFETY: Callable from process context.
+    if unsafe { jq_bench_pin(0) } != 0 {
+        return Err(EINVAL);
+    }
+    // SAFETY: `shared` outlives the thread: it is joined below, before `shared` goes away, on
+    // every path.
+    let completer = unsafe {
+        jq_bench_spawn_on_cpu(
+            1,
+            smp_completer,
+            core::ptr::from_ref(&shared).cast_mut().cast(),
+        )
+    };
+    let res = (|| {
+        if completer.is_null() {
+            return Err(ENOMEM);
+        }
+        let t0 = now();
+        let mut last = None;
+        for _ in 0..SMP_JOBS {
+            last = Some(q.prepare((), 1)?.submit());
+        }
+        let t1 = now();
+        let last = last.ok_or(EINVAL)?;
+        shared.last.store(last.seqno(), Release);
+        last.wait(false)?;
+        let t2 = now();
+        if last.status() != Some(Ok(())) {
+            return Err(EIO);
+        }
+        Ok([ns(t1 - t0), 0, ns(t2 - t0)])
+    })();
+    if res.is_err() && !completer.is_null() {
+        // Let the completer stop: nothing more will reach the ring.
+        shared.last.store(hw.published.load(Acquire), Release);
+    }
+    if !completer.is_null() {
+        // SAFETY: `completer` came from `jq_bench_spawn_on_cpu` and is joined once.
+        unsafe { jq_bench_join(completer) };
+    }
+    // SAFETY: Callable from process context.
+    unsafe { jq_bench_pin(-1) };
+    let t = res?;
+    if q.stats().completed != SMP_JOBS as u64 {
+        return Err(EIO);
+    }
+    Ok(t)
 }
 
 fn slab_bytes() -> i64 {
@@ -396,6 +539,22 @@ mod tests {
         for n in SCALE_QUEUES {
             for _ in 0..REPEATS {
                 report_scale(n, &run_scale(n)?);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn jobqueue_smp() -> Result {
+        // SAFETY: Reads a global counter.
+        if unsafe { jq_bench_online_cpus() } < 2 {
+            // SAFETY: Called from a KUnit case, with a static string.
+            unsafe { jq_bench_skip(c"needs two CPUs".as_char_ptr()) };
+            return Ok(());
+        }
+        for n in SMP_INFLIGHT {
+            for _ in 0..REPEATS {
+                report("smp", n, 0, SMP_JOBS, run_smp(n)?, 0);
             }
         }
         Ok(())

@@ -18,7 +18,10 @@
 #include <drm/gpu_scheduler.h>
 #include <kunit/device.h>
 #include <kunit/test.h>
+#include <kunit/test-bug.h>
+#include <linux/cpumask.h>
 #include <linux/dma-fence.h>
+#include <linux/kthread.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/rcupdate.h>
@@ -40,9 +43,19 @@ static const unsigned int scale_sweep[] = { 1, 100, 1000, 10000 };
 #define SCALE_JOBS 20000
 #define SCALE_ROUNDS 4
 
+/* The two-CPU benchmark: credit limits, and jobs per measurement. */
+static const unsigned int smp_sweep[] = { 1, 64, 4096 };
+#define SMP_JOBS 16384
+
 /* Also called by the Rust side (rust/kernel/drm/jobqueue/bench.rs). */
 u64 jq_bench_slab_bytes(void);
 int jq_bench_threads(void);
+unsigned int jq_bench_online_cpus(void);
+void jq_bench_skip(const char *reason);
+void jq_bench_relax(void);
+int jq_bench_pin(int cpu);
+void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg);
+void jq_bench_join(void *thread);
 
 /* Bytes of slab memory in use. */
 u64 jq_bench_slab_bytes(void)
@@ -55,6 +68,80 @@ u64 jq_bench_slab_bytes(void)
 int jq_bench_threads(void)
 {
 	return READ_ONCE(nr_threads);
+}
+
+unsigned int jq_bench_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
+/* Marks the running KUnit case skipped. */
+void jq_bench_skip(const char *reason)
+{
+	struct kunit *test = kunit_get_current_test();
+
+	if (test)
+		kunit_mark_skipped(test, "%s", reason);
+}
+
+/* One round of a polling loop. */
+void jq_bench_relax(void)
+{
+	cond_resched();
+	cpu_relax();
+}
+
+/* Binds the calling thread to @cpu, or lets it run anywhere again if @cpu < 0. */
+int jq_bench_pin(int cpu)
+{
+	return set_cpus_allowed_ptr(current, cpu < 0 ? cpu_possible_mask : cpumask_of(cpu));
+}
+
+struct jq_bench_thread {
+	struct task_struct *task;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static int jq_bench_thread_fn(void *data)
+{
+	struct jq_bench_thread *t = data;
+
+	t->fn(t->arg);
+	/* Stay until jq_bench_join(): kthread_stop() needs the task. */
+	set_current_state(TASK_INTERRUPTIBLE);
+	while (!kthread_should_stop()) {
+		schedule();
+		set_current_state(TASK_INTERRUPTIBLE);
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
+}
+
+/* Runs fn(arg) on a kernel thread bound to @cpu; NULL on failure. */
+void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg)
+{
+	struct jq_bench_thread *t = kzalloc_obj(*t, GFP_KERNEL);
+
+	if (!t)
+		return NULL;
+	t->fn = fn;
+	t->arg = arg;
+	t->task = kthread_run_on_cpu(jq_bench_thread_fn, t, cpu, "jq-bench/%u");
+	if (IS_ERR(t->task)) {
+		kfree(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Waits until the thread of jq_bench_spawn_on_cpu() has returned from fn. */
+void jq_bench_join(void *thread)
+{
+	struct jq_bench_thread *t = thread;
+
+	kthread_stop(t->task);
+	kfree(t);
 }
 
 struct bench_hw {
@@ -271,6 +358,117 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	kvfree(hw->ring);
 }
 
+/* The mock hardware's completer, on its own CPU: signals what reached the ring. */
+static void sched_smp_completer(void *arg)
+{
+	struct bench_hw *hw = arg;
+	unsigned long flags;
+	u64 done = 0, n;
+
+	while (done < hw->target) {
+		if (READ_ONCE(hw->on_ring) == done) {
+			jq_bench_relax();
+			continue;
+		}
+		spin_lock(&hw->lock);
+		n = hw->ring_len;
+		spin_unlock(&hw->lock);
+		spin_lock_irqsave(&hw->irq, flags);
+		for (; done < n; done++)
+			dma_fence_signal(hw->ring[done]);
+		spin_unlock_irqrestore(&hw->irq, flags);
+	}
+}
+
+/*
+ * Two CPUs: the submitter (this thread, on CPU 0) pushes SMP_JOBS jobs back
+ * to back, with at most @inflight credits on the ring, while the completer on
+ * CPU 1 signals the hardware fences as they reach the ring. Total: until the
+ * last done fence signalled and every job was freed.
+ */
+static void run_sched_smp(struct kunit *test, unsigned int inflight, s64 t[3])
+{
+	struct drm_gpu_scheduler sched;
+	struct drm_gpu_scheduler *list[] = { &sched };
+	struct drm_sched_entity entity;
+	struct drm_sched_init_args args = {
+		.ops = &bench_ops,
+		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
+		.credit_limit = inflight,
+		.timeout = MAX_SCHEDULE_TIMEOUT,
+		.name = "bench-smp",
+	};
+	static unsigned int instance;
+	struct dma_fence *last = NULL;
+	struct bench_hw *hw;
+	void *completer;
+	ktime_t t0, t1, t2;
+	char name[32];
+	unsigned int i;
+
+	snprintf(name, sizeof(name), "sched-smp-%u", instance++);
+	args.dev = kunit_device_register(test, name);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
+	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, hw);
+	spin_lock_init(&hw->fence_lock);
+	spin_lock_init(&hw->lock);
+	spin_lock_init(&hw->irq);
+	init_waitqueue_head(&hw->wq);
+	hw->context = dma_fence_context_alloc(1);
+	hw->target = SMP_JOBS;
+	hw->ring = kvcalloc(SMP_JOBS, sizeof(*hw->ring), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, hw->ring);
+	KUNIT_ASSERT_EQ(test, drm_sched_init(&sched, &args), 0);
+	KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&entity, DRM_SCHED_PRIORITY_NORMAL, list, 1,
+						    NULL), 0);
+	rcu_barrier();
+	KUNIT_ASSERT_EQ(test, jq_bench_pin(0), 0);
+	completer = jq_bench_spawn_on_cpu(1, sched_smp_completer, hw);
+	KUNIT_ASSERT_NOT_NULL(test, completer);
+
+	t0 = ktime_get();
+	for (i = 0; i < SMP_JOBS; i++) {
+		struct bench_job *job = kzalloc_obj(*job, GFP_KERNEL);
+
+		KUNIT_ASSERT_NOT_NULL(test, job);
+		job->hw = hw;
+		KUNIT_ASSERT_EQ(test, drm_sched_job_init(&job->base, &entity, 1, NULL, 1), 0);
+		drm_sched_job_arm(&job->base);
+		if (i == SMP_JOBS - 1)
+			last = dma_fence_get(&job->base.s_fence->finished);
+		drm_sched_entity_push_job(&job->base);
+	}
+	t1 = ktime_get();
+	dma_fence_wait(last, false);
+	wait_event(hw->wq, atomic64_read(&hw->freed) >= SMP_JOBS);
+	t2 = ktime_get();
+	jq_bench_join(completer);
+	jq_bench_pin(-1);
+	KUNIT_EXPECT_EQ(test, dma_fence_get_status(last), 1);
+	dma_fence_put(last);
+	t[0] = ktime_to_ns(ktime_sub(t1, t0));
+	t[1] = 0;
+	t[2] = ktime_to_ns(ktime_sub(t2, t0));
+	drm_sched_entity_destroy(&entity);
+	drm_sched_fini(&sched);
+	kvfree(hw->ring);
+}
+
+static void sched_bench_smp(struct kunit *test)
+{
+	unsigned int n, rep;
+	s64 t[3];
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs two CPUs");
+	for (n = 0; n < ARRAY_SIZE(smp_sweep); n++)
+		for (rep = 0; rep < REPEATS; rep++) {
+			run_sched_smp(test, smp_sweep[n], t);
+			report(test, "smp", smp_sweep[n], 0, SMP_JOBS, t[0], t[1], t[2], 0);
+		}
+}
+
 static void sched_bench_inflight(struct kunit *test)
 {
 	unsigned int n, rep;
@@ -476,6 +674,7 @@ static struct kunit_case sched_bench_cases[] = {
 	KUNIT_CASE_SLOW(sched_bench_inflight),
 	KUNIT_CASE_SLOW(sched_bench_deps),
 	KUNIT_CASE_SLOW(sched_bench_scale),
+	KUNIT_CASE_SLOW(sched_bench_smp),
 	{}
 };
 
