@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turns the "jq-bench:" lines of a dev/bench boot into a table, JSON and plots.
 
-Usage: bench-report.py LOG OUTDIR
+Usage: bench-report.py LOG OUTDIR [SMPLOG]
+SMPLOG is the log of the two-CPU run (x86_64 under QEMU): its "bench=smp"
+lines make their own table, as ratios of the two schedulers in that boot.
 Writes OUTDIR/results.json, OUTDIR/results.md and the plots OUTDIR/inflight.svg,
 OUTDIR/deps.svg and OUTDIR/scale.svg, and prints the Markdown. When OUTDIR/..
 is the repository (dev/bench passes bench/), it also writes the figures of the
@@ -46,8 +48,9 @@ def stat(v):
 def main():
     log, out = sys.argv[1], sys.argv[2]
     text = open(log, errors="replace").read()
+    smp_text = open(sys.argv[3], errors="replace").read() if len(sys.argv) > 3 else ""
     groups = {}
-    for m in LINE.finditer(text):
+    for m in list(LINE.finditer(text)) + list(LINE.finditer(smp_text)):
         impl, bench, n, k, jobs, sub, comp, tot, b = m.groups()
         jobs = int(jobs)
         g = groups.setdefault((impl, bench, int(n), int(k)),
@@ -134,6 +137,19 @@ def main():
           [(n, 0) for n in inflight], "in flight")
     sweep(f"End to end per job, by dependencies per job ({dn} in flight)", "deps",
           [(dn, k) for k in deps], "dependencies")
+
+    smp = sorted({n for (i, b, n, k) in groups if b == "smp"})
+    if smp:
+        md.append("### Two CPUs: submitter on CPU 0, completion on CPU 1 (x86_64, QEMU TCG, "
+                  "2 vCPUs; ratios only)\n")
+        md.append("| ring credits | JobQueue / drm_sched, end to end "
+                  "| JobQueue / drm_sched, submit |")
+        md.append("|---|---|---|")
+        for n in smp:
+            md.append(f"| {n} | {ratio(get('rust', 'smp', n, 0), get('c', 'smp', n, 0))} "
+                      f"| {ratio(get('rust', 'smp', n, 0, 'submit'), get('c', 'smp', n, 0, 'submit'))} |")
+        md.append("\n16384 jobs back to back per measurement; end to end until the last done "
+                  "fence signalled (drm_sched: and every job was freed).\n")
 
     md.append("### Memory per waiting job (sum of `ksize()` of what one job holds)\n")
     md.append("| dependencies | JobQueue bytes | drm_sched bytes |\n|---|---|---|")

@@ -6,8 +6,8 @@
 #
 # Kconfig comes only from fragment files: the KUnit config
 # (rust/kernel/drm/jobqueue/.kunitconfig), dev/config/sample.config, the
-# arch's dev/config/uml.config or dev/config/{smp,lean}.config, and the named extra
-# fragments (dev/config/NAME.config). kunit.py fails the build if one of
+# arch's dev/config/uml.config or dev/config/{smp,wait-context,lean}.config,
+# and the named extra fragments (dev/config/NAME.config). kunit.py fails the build if one of
 # their options does not make it into .config.
 
 # kernel_build ARCH NAME [FRAGMENT...]
@@ -29,6 +29,7 @@ kernel_build() {
 	um) args+=(--arch=um --kunitconfig="$REPO/dev/config/uml.config") ;;
 	x86_64|arm64) args+=(--qemu_config="$REPO/dev/qemu/$arch.py"
 		--kunitconfig="$REPO/dev/config/smp.config"
+		--kunitconfig="$REPO/dev/config/wait-context.config"
 		--kunitconfig="$REPO/dev/config/lean.config") ;;
 	*) die "unknown arch $arch (um, x86_64, arm64)" ;;
 	esac
