@@ -3,14 +3,14 @@
 """Judge a KUnit run: test results from kunit.py's JSON, splats from the log.
 
 Exit status 0 only if every project suite is present, every project test
-case passed (skips are reported but do not fail), and the kernel log holds no
-unexpected splat. Peer suites (anything not listed in dev/suites) are
+case passed (skips are reported and not counted as passed; a suite whose
+cases all skipped fails), and the kernel log holds no unexpected splat. Peer suites (anything not listed in dev/suites) are
 reported separately and never gate.
 
-A test that deliberately provokes a warning declares it by printing
-"jq-expect-splat: begin <tag>" before and "jq-expect-splat: end <tag>"
-after; splats between the two are expected, and a region with no splat at
-all is itself a failure (the expected warning did not happen).
+A test that deliberately provokes a warning declares it by printing the
+KTAP diagnostic "# expect-splat: begin <tag>" before and "# expect-splat:
+end <tag>" after (kernel::kunit::ExpectSplat); splats between the two are
+expected, and a region with no splat at all is itself a failure (the expected warning did not happen).
 
 Options (dev/test passes them per leg):
   --leg ARCH     the leg's arch; the booted kernel's arch and CPU count are
@@ -35,7 +35,7 @@ SPLAT = re.compile(
     r"rcu: INFO: .*stall|ODEBUG:|list_(add|del) corruption|"
     r"turning off the locking correctness validator|"
     r"enqueued on deprecated workqueue")
-MARK = re.compile(r"jq-expect-splat: (begin|end) (\S+)")
+MARK = re.compile(r"# expect-splat: (begin|end) (\S+)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 SUITE_END = re.compile(r"^(not )?ok \d+ \S")
 
@@ -131,7 +131,7 @@ USER_SUMMARY = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:\d+ xpass:\d+
                           r"error:(\d+)$")
 USER_EXIT = re.compile(r"jq-run: exit (\d+)")
 KTAP_CASE = re.compile(r"^\s+(not )?ok \d+ (\S+)")
-SWEEP = re.compile(r"jq-stat: kunit.faults_injected (\d+)")
+SWEEP = re.compile(r"# faults injected: (\d+)")
 
 
 def report_kcsan(ours, others, where):
@@ -409,7 +409,13 @@ def main():
         sk = sum(1 for _, st in suites[s] if st == "SKIP")
         fl = len(suites[s]) - p - sk
         passed += p; failed += fl; skipped += sk
-        print(f"  {'ok  ' if fl == 0 else 'FAIL'}     {s}: {p} passed, {fl} failed, {sk} skipped")
+        # A suite that skipped every case tested nothing.
+        all_skipped = sk > 0 and p == 0 and fl == 0
+        if all_skipped:
+            failed += 1
+            ok = False
+        print(f"  {'ok  ' if fl == 0 and not all_skipped else 'FAIL'}     {s}: {p} passed, "
+              f"{fl} failed, {sk} skipped{' (every case skipped)' if all_skipped else ''}")
         for c, st in suites[s]:
             if st not in ("PASS", "SKIP"):
                 print(f"           {st}: {s}.{c}")

@@ -65,13 +65,12 @@ def main(path):
     kmemleak = sum(v for k, v in stats.items() if k.startswith("kmemleak.")
                    and k != "kmemleak.boot")
     kunit_bad = sum(1 for _, ok, skip in kunit if not ok or skip)
-    faults = (s("failnth.faults_injected", 0) +
-              sum(v for k, v in stats.items() if k.startswith("kunit.faults_injected")))
     # Each of the 5 KUnit sweeps (queue creation, prepare with 0/1/16 deps,
     # unarmed sync_file) must have injected faults.
     kunit_sweeps = [int(m.group(1)) for m in
-                    (re.search(r"jq-stat: kunit.faults_injected (\d+)", l) for l in lines)
+                    (re.search(r"# faults injected: (\d+)", l) for l in lines)
                     if m]
+    faults = s("failnth.faults_injected", 0) + sum(kunit_sweeps)
     kunit_bad += 0 if len(kunit_sweeps) >= 5 and min(kunit_sweeps) > 0 else 1
     client_fail = sum(1 for k in ("failnth.client_rc", "stress.client_rc",
                                   "unload.client_rc", "fuzz.client_rc",
