@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Turns the "jq-bench:" lines of a dev/bench boot into a table, JSON and plots.
+"""Turns the "# bench:" lines of a dev/bench boot into a table, JSON and plots.
 
 Usage: bench-report.py LOG OUTDIR [SMPLOG]
 SMPLOG is the log of the two-CPU run (x86_64 under QEMU): its "bench=smp"
@@ -21,9 +21,9 @@ import re
 import statistics
 import sys
 
-LINE = re.compile(r"jq-bench: impl=(\w+) bench=(\w+) inflight=(\d+) deps=(\d+) jobs=(\d+) "
+LINE = re.compile(r"\bbench: impl=(\w+) bench=(\w+) inflight=(\d+) deps=(\d+) jobs=(\d+) "
                   r"submit_ns=(-?\d+) complete_ns=(-?\d+) total_ns=(-?\d+) bytes=(\d+)")
-SCALE = re.compile(r"jq-bench: impl=(\w+) bench=scale queues=(\d+) jobs=(\d+) create_ns=(-?\d+) "
+SCALE = re.compile(r"\bbench: impl=(\w+) bench=scale queues=(\d+) jobs=(\d+) create_ns=(-?\d+) "
                    r"destroy_ns=(-?\d+) submit_ns=(-?\d+) complete_ns=(-?\d+) "
                    r"total_ns=(-?\d+) bytes=(-?\d+) threads=(-?\d+)")
 NAMES = {"rust": "JobQueue (Rust)", "c": "drm_sched (C)"}
@@ -59,7 +59,7 @@ def main():
         g["submit"].append(int(sub) / jobs)
         g["complete"].append(int(comp) / jobs)
     if not groups:
-        print(f"no jq-bench lines in {log}")
+        print(f"no bench lines in {log}")
         sys.exit(1)
     # Scale: per queue (create, destroy, bytes, threads) and per job (ns).
     scale = {}

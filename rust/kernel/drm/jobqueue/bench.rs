@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! JobQueue benchmarks, run by `dev/bench` in a kernel without debug options.
+//! JobQueue benchmarks, meant for a kernel without debug options.
 //!
 //! The C counterpart, with the same scenarios for `drm_sched` and the C fence floor, is
 //! `drivers/gpu/drm/scheduler/tests/sched_bench.c`. Both print one line per measurement:
 //!
-//! `jq-bench: impl=<rust|c> bench=<name> inflight=<N> deps=<K> jobs=<n> submit_ns=<t>
+//! `# bench: impl=<rust|c> bench=<name> inflight=<N> deps=<K> jobs=<n> submit_ns=<t>
 //! complete_ns=<t> total_ns=<t> bytes=<b>`
 //!
-//! Times are totals over `jobs` jobs (or fences); `dev/bench` divides and aggregates.
+//! (KTAP diagnostic lines). Times are totals over `jobs` jobs (or fences); the reader divides
+//! and aggregates.
 //!
 //! The mock hardware is the benchmark thread itself: `run` only records that a job reached the
 //! ring, and once the whole round is on the ring the thread completes it as an interrupt handler
@@ -127,7 +128,7 @@ fn ksize(p: *const core::ffi::c_void) -> usize {
 
 fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], bytes: usize) {
     pr_info!(
-        "jq-bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
+        "    # bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
          submit_ns={} complete_ns={} total_ns={} bytes={bytes}\n",
         t[0],
         t[1],
@@ -497,7 +498,7 @@ fn run_scale(n: usize) -> Result<Scale> {
 
 fn report_scale(n: usize, s: &Scale) {
     pr_info!(
-        "jq-bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
+        "    # bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
          submit_ns={} complete_ns={} total_ns={} bytes={} threads={}\n",
         s.jobs,
         s.t[0],

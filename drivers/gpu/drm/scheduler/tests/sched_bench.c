@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * drm_sched benchmarks: the C side of dev/bench, next to the Rust JobQueue's
+ * drm_sched benchmarks, next to the Rust JobQueue's
  * (rust/kernel/drm/jobqueue/bench.rs), with the same scenarios and the same
  * mock hardware, and the C dma_fence floor.
  *
  * One line per measurement:
- *   jq-bench: impl=c bench=<name> inflight=<N> deps=<K> jobs=<n>
+ *   # <case>: bench: impl=c bench=<name> inflight=<N> deps=<K> jobs=<n>
  *             submit_ns=<t> complete_ns=<t> total_ns=<t> bytes=<b>
  * Times are totals over jobs (or fences).
  *
@@ -127,7 +127,7 @@ void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg)
 		return NULL;
 	t->fn = fn;
 	t->arg = arg;
-	t->task = kthread_run_on_cpu(jq_bench_thread_fn, t, cpu, "jq-bench/%u");
+	t->task = kthread_run_on_cpu(jq_bench_thread_fn, t, cpu, "bench-completer/%u");
 	if (IS_ERR(t->task)) {
 		kfree(t);
 		return NULL;
@@ -233,7 +233,7 @@ static void report(struct kunit *test, const char *bench, unsigned int inflight,
 		   size_t bytes)
 {
 	kunit_info(test,
-		   "jq-bench: impl=c bench=%s inflight=%u deps=%u jobs=%lu submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%zu\n",
+		   "bench: impl=c bench=%s inflight=%u deps=%u jobs=%lu submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%zu\n",
 		   bench, inflight, deps, jobs, submit, complete, total, bytes);
 }
 
@@ -634,7 +634,7 @@ static void sched_bench_scale(struct kunit *test)
 		for (rep = 0; rep < REPEATS; rep++) {
 			run_scale(test, scale_sweep[n], t, &jobs, &bytes, &threads);
 			kunit_info(test,
-				   "jq-bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
+				   "bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
 				   scale_sweep[n], jobs, t[0], t[1], t[2], t[3], t[4], bytes,
 				   threads);
 		}
@@ -685,5 +685,5 @@ static struct kunit_suite sched_bench_suite = {
 
 kunit_test_suite(sched_bench_suite);
 
-MODULE_DESCRIPTION("drm_sched benchmarks, compared with the Rust JobQueue by dev/bench");
+MODULE_DESCRIPTION("drm_sched benchmarks, to compare with the Rust JobQueue's");
 MODULE_LICENSE("GPL");

@@ -16,7 +16,7 @@
  *                                     unload with live out-fences
  *
  * test, failnth and unload report each case through kselftest.h (test.c).
- * The reliability modes print "jq-stat: NAME VALUE" lines for dev/stress.
+ * The reliability modes print "jq-stat: NAME VALUE" lines for a stress harness.
  *
  * Files: common.c (options, device, ioctl and sw_sync helpers), demo.c,
  * test.c and sync.c (the test, failnth and unload modes), stress.c, fuzz.c.
