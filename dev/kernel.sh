@@ -141,6 +141,8 @@ boot_userspace() {
 	local out=$1 script=$2
 	shift 2
 	local common=(kunit.enable=0 "init=$REPO/dev/guest-init" "jq_cmd=$script")
+	grep -qx CONFIG_FAULT_INJECTION=y "$BUILD/.config" &&
+		common+=(failslab.ignore_gfp_wait=0 fail_page_alloc.ignore_gfp_wait=0)
 	case "$KARCH" in
 	um)
 		timeout 3600 "$BUILD/linux" mem=1G rootfstype=hostfs rootflags=/ ro \

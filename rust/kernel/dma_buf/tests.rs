@@ -16,6 +16,7 @@ mod util {
             FenceCb,
             FenceCtx, //
         },
+        kunit::Spawned,
         prelude::*,
         sync::{
             aref::ARef,
@@ -23,8 +24,7 @@ mod util {
                 Atomic,
                 Relaxed, //
             },
-            Arc,
-            Completion, //
+            Arc, //
         },
     };
 
@@ -52,7 +52,7 @@ mod util {
     /// Makes `n` fences of a new timeline and signals them in order from a work item (another
     /// CPU, where there is one), pausing now and then. Returns the consumers' references, and
     /// a completion signalled once all have signalled.
-    pub(super) fn signal_elsewhere(n: usize) -> Result<(KVec<ARef<Fence>>, Arc<Completion>)> {
+    pub(super) fn signal_elsewhere(n: usize) -> Result<(KVec<ARef<Fence>>, Spawned)> {
         let ctx = ctx()?;
         let mut drivers = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut consumers = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -72,15 +72,23 @@ mod util {
         Ok((consumers, done))
     }
 
-    /// Runs `f` on the system workqueue and returns a completion signalled when it is done.
-    pub(super) fn spawn<F: FnOnce() + Send + 'static>(f: F) -> Result<Arc<Completion>> {
-        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
-        let d = done.clone();
-        crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
-            f();
-            d.complete_all();
-        })?;
-        Ok(done)
+    pub(super) use crate::kunit::spawn;
+
+    /// Returns whether the current thread is inside a fence signalling section (always `true`
+    /// in atomic context, and without lockdep).
+    pub(super) fn in_signalling_section() -> bool {
+        #[cfg(CONFIG_LOCKDEP)]
+        {
+            // SAFETY: Always safe to call; the cookie goes back to `end` on this thread.
+            let cookie = unsafe { crate::bindings::dma_fence_begin_signalling() };
+            // SAFETY: The cookie came from `dma_fence_begin_signalling()` just above.
+            unsafe { crate::bindings::dma_fence_end_signalling(cookie) };
+            cookie
+        }
+        #[cfg(not(CONFIG_LOCKDEP))]
+        {
+            true
+        }
     }
 }
 
@@ -89,11 +97,11 @@ mod mirror {
     use super::util::*;
     use crate::{
         dma_buf::{
-            kunit_support::lockdep_enabled,
             CallbackError,
             Fence,
             FenceCbRegistration, //
         },
+        kunit::lockdep_enabled,
         prelude::*,
         sync::atomic::Relaxed,
         time::{
@@ -243,7 +251,7 @@ mod mirror {
         let left = consumer.wait_timeout(false, Delta::from_millis(5000))?;
         assert!(left > 0);
         assert!(consumer.is_signaled());
-        done.wait_for_completion();
+        done.join();
         Ok(())
     }
 
@@ -284,7 +292,7 @@ mod mirror {
                     Err(CallbackError::Other(e)) => return Err(e),
                 }
             }
-            done.wait_for_completion();
+            done.join();
             for c in consumers.iter() {
                 assert_eq!(c.status(), Some(Ok(())));
             }
@@ -304,11 +312,6 @@ mod ext {
     use crate::{
         bindings,
         dma_buf::{
-            kunit_support::{
-                in_signalling_section,
-                lockdep_enabled,
-                ExpectSplat, //
-            },
             signalling,
             CallbackError,
             DriverFence,
@@ -320,6 +323,10 @@ mod ext {
             FenceWorkqueue,
             SignallingSection,
             SignallingWorkItem, //
+        },
+        kunit::{
+            lockdep_enabled,
+            ExpectSplat, //
         },
         prelude::*,
         sync::{
@@ -476,7 +483,7 @@ mod ext {
         let last = consumers.last().ok_or(EINVAL)?.clone();
         let n = counter()?;
         let armed = slot.as_mut().arm(last, Count(n.clone())).is_ok();
-        done.wait_for_completion();
+        done.join();
         drop(slot);
         assert_eq!(n.load(Relaxed), u32::from(armed));
         for (i, n) in counters.iter().enumerate() {
@@ -746,7 +753,7 @@ mod ext {
             )?;
         }
         for d in done.iter() {
-            d.wait_for_completion();
+            d.join();
         }
         assert!(!BAD.load(Relaxed));
         let mut all = seen.lock();

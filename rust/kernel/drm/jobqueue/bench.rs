@@ -127,13 +127,13 @@ fn ksize(p: *const core::ffi::c_void) -> usize {
 }
 
 fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], bytes: usize) {
-    pr_info!(
-        "    # bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
-         submit_ns={} complete_ns={} total_ns={} bytes={bytes}\n",
+    crate::kunit::diagnostic(format_args!(
+        "bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
+         submit_ns={} complete_ns={} total_ns={} bytes={bytes}",
         t[0],
         t[1],
         t[2]
-    );
+    ));
 }
 
 /// Waits until `target` jobs of the round reached the ring.
@@ -497,9 +497,9 @@ fn run_scale(n: usize) -> Result<Scale> {
 }
 
 fn report_scale(n: usize, s: &Scale) {
-    pr_info!(
-        "    # bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
-         submit_ns={} complete_ns={} total_ns={} bytes={} threads={}\n",
+    crate::kunit::diagnostic(format_args!(
+        "bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
+         submit_ns={} complete_ns={} total_ns={} bytes={} threads={}",
         s.jobs,
         s.t[0],
         s.t[1],
@@ -508,7 +508,7 @@ fn report_scale(n: usize, s: &Scale) {
         s.t[4],
         s.bytes,
         s.threads
-    );
+    ));
 }
 
 #[kunit_tests(rust_jobqueue_bench)]

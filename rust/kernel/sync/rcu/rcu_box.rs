@@ -257,6 +257,6 @@ mod tests {
 
     #[test]
     fn lockdep_still_enabled() {
-        assert!(crate::dma_buf::kunit_support::lockdep_enabled());
+        assert!(crate::kunit::lockdep_enabled());
     }
 }

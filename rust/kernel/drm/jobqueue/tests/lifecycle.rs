@@ -287,16 +287,6 @@ fn submit(q: &LifeQueue, deps: &[ARef<Fence>]) -> Result<ARef<Fence>> {
     Ok(p.submit())
 }
 
-/// Runs `f` on another CPU (a worker of the default workqueue); returns its completion.
-fn spawn(f: impl FnOnce() + Send + 'static) -> Result<Arc<crate::sync::Completion>> {
-    let done = Arc::pin_init(crate::sync::Completion::new(), GFP_KERNEL)?;
-    let d = done.clone();
-    crate::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
-        f();
-        d.complete_all();
-    })?;
-    Ok(done)
-}
 
 /// Moves the calling thread to `cpu`, or lets it run anywhere again with `None`.
 fn move_to_cpu(cpu: Option<u32>) -> Result {
@@ -369,7 +359,7 @@ mod lifecycle_cases {
         let last = last.ok_or(EINVAL)?;
         let waited = wait(&last);
         stop.store(1, Relaxed);
-        flooder.wait_for_completion();
+        flooder.join();
         waited?;
         assert_eq!(ring.ran.load(Relaxed), JOBS as u64);
         assert_eq!(ring.violations.load(Relaxed), 0);
@@ -400,7 +390,7 @@ mod lifecycle_cases {
                     ring.killed.store(1, Relaxed);
                 })?
             };
-            killer.wait_for_completion();
+            killer.join();
             for f in fences.iter() {
                 wait(f)?;
                 let st = f.status();
@@ -465,7 +455,7 @@ mod lifecycle_cases {
         let signaller = spawn(move || {
             let _ = dep.signal(Ok(()));
         })?;
-        signaller.wait_for_completion();
+        signaller.join();
         assert_eq!(seen.load(Relaxed), 1);
         drop(reg);
         // Complete the job once it is on the ring (an earlier report would be clamped).
@@ -496,7 +486,7 @@ mod lifecycle_cases {
                 ring.killed.store(1, Relaxed);
             })?
         };
-        killer.wait_for_completion();
+        killer.join();
         wait(&a)?;
         assert_eq!(a.status(), Some(Err(ECANCELED)));
         fsleep(Delta::from_millis(20));
