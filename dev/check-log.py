@@ -28,20 +28,10 @@ import json
 import re
 import sys
 
-SPLAT = re.compile(
-    r"WARNING:|BUG:|\bOops\b|Kernel panic|general protection fault|"
-    r"KASAN:|UBSAN:|unreferenced object 0x|kmemleak: \d+ new suspected|"
-    r"INFO: (possible|inconsistent|trying to register|task .* blocked)|"
-    r"rcu: INFO: .*stall|ODEBUG:|list_(add|del) corruption|"
-    r"turning off the locking correctness validator|"
-    r"enqueued on deprecated workqueue")
-MARK = re.compile(r"# expect-splat: (begin|end) (\S+)")
-SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
-SUITE_END = re.compile(r"^(not )?ok \d+ \S")
+# The splat patterns and KTAP markers, shared with dev/stress-report.py.
+from jqlog import (FRAME, KCSAN_BEGIN, KCSAN_END, MARK, SPLAT, SUBTEST, SUITE_END,
+                   SWEEP, read_log)
 
-KCSAN_BEGIN = re.compile(r"BUG: KCSAN: (\S+) in (\S+)")
-KCSAN_END = re.compile(r"^\s*(\[[^\]]*\]\s*)?={20,}")
-FRAME = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(\S+?)\+0x[0-9a-f]+/0x[0-9a-f]+(\s+\[(\S+)\])?")
 # Project code: Rust symbols (v0-mangled "_R..." or demangled) of the
 # project's modules, the C helpers, and the sample driver module.
 RUST_OURS = re.compile(r"dma_buf|jobqueue|rcu_box|RcuBox|xarray|workqueue")
@@ -131,7 +121,6 @@ USER_SUMMARY = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:\d+ xpass:\d+
                           r"error:(\d+)$")
 USER_EXIT = re.compile(r"jq-run: exit (\d+)")
 KTAP_CASE = re.compile(r"^\s+(not )?ok \d+ (\S+)")
-SWEEP = re.compile(r"# faults injected: (\d+)")
 
 
 def report_kcsan(ours, others, where):
@@ -157,7 +146,7 @@ def userspace(path, opts):
     passed = failed = 0
     summary = rc = None
     try:
-        lines = open(path, errors="replace").read().splitlines()
+        lines = read_log(path)
     except OSError as e:
         print(f"  cannot read: {e}")
         return 0, 1
@@ -298,7 +287,7 @@ def take(args, flag, value=False):
 def boot_ok(path):
     """--boot-ok LOG: exit 0 if the KUnit boot got to its first suite without a
     splat, and finished; else print why (dev/kernel.sh then boots once more)."""
-    lines = open(path, errors="replace").read().splitlines()
+    lines = read_log(path)
     first = next((n for n, l in enumerate(lines) if SUBTEST.match(l)), None)
     if first is None:
         print("no KUnit suite started (hang or crash during boot)")
@@ -344,7 +333,7 @@ def main():
         print(f"cannot read KUnit JSON {json_path}: {e}")
     ok = True
     try:
-        lines = open(log_path, errors="replace").read().splitlines()
+        lines = read_log(log_path)
     except OSError as e:
         print(f"cannot read the kernel log {log_path}: {e}")
         lines = []

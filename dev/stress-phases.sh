@@ -1,29 +1,24 @@
 # SPDX-License-Identifier: GPL-2.0
 # The phases of dev/stress, run by sh inside the stress kernel (sourced by the
-# script dev/stress writes, which sets MOD CLIENT JOBS PROCS IOCTLS SEED).
+# script dev/stress writes, which sets MOD CLIENT JOBS PROCS IOCTLS SEED, and
+# DEV, the harness's dev/ directory).
 # Everything the report needs is printed as "jq-stat: NAME VALUE" lines and
 # "jq-stress: ..." markers; dev/stress-report.py reads the console log.
 
-KM=/sys/kernel/debug/kmemleak
-PL=/sys/module/lockdep/parameters/prove_locking
+. "$DEV/kmemleak-scan.sh"
+KM=$KMEMLEAK
+PL=$PROVE_LOCKING
 SUITE=/sys/kernel/debug/kunit/rust_jobqueue_failnth
 
 phase() {
 	echo "jq-stress: phase $1"
 }
 
-# kmemleak only reports objects older than 5 s, and advises two scans. The
-# scan itself runs with lockdep's prove_locking off: in 7.3 it takes
-# object->lock with interrupts on, which lockdep reports as an inversion
-# against hardirq-safe locks held when objects were allocated (a kmemleak
-# issue, not ours). It is switched back on right after. Reported leaks are
-# counted, printed and then cleared, so each phase counts only its own.
+# kmemleak_scan (dev/kmemleak-scan.sh) turns lockdep's prove_locking off for
+# the scan; it is switched back on right after. Reported leaks are counted,
+# printed and then cleared, so each phase counts only its own.
 leakscan() {
-	[ -w $PL ] && echo 0 > $PL
-	sleep 6
-	echo scan > $KM
-	sleep 1
-	echo scan > $KM
+	kmemleak_scan
 	n=$(grep -c '^unreferenced object' $KM)
 	echo "jq-stat: kmemleak.$1 $n"
 	echo "jq-stress: kmemleak report $1 begin"

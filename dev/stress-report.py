@@ -9,27 +9,15 @@ not report at all), else 0. Usage: dev/stress-report.py LOG
 import re
 import sys
 
+# The kernel report patterns, shared with dev/check-log.py.
+from jqlog import KINDS, SWEEP, kind, read_log
+
 STAT = re.compile(r"jq-stat: (\S+) (-?\d+)")
 KTAP = re.compile(r"^\s*(not )?ok \d+ (\S+)(.*)$")
-# Kernel reports, by kind. Lockdep's own reports come first: they also start
-# with "WARNING:" but are counted as lockdep, not as WARN.
-KINDS = [
-    ("lockdep", re.compile(
-        r"WARNING: (possible|inconsistent|suspicious RCU|held lock|lock held|"
-        r"bad unlock|nested lock|Nested lock)|INFO: (possible|inconsistent|"
-        r"trying to register)|inconsistent lock state|"
-        r"turning off the locking correctness validator|DEBUG_LOCKS_WARN_ON")),
-    ("KASAN", re.compile(r"BUG: KASAN|KASAN:")),
-    ("debugobjects", re.compile(r"ODEBUG:")),
-    ("WARN", re.compile(r"WARNING:|enqueued on deprecated workqueue")),
-    ("BUG/Oops", re.compile(
-        r"BUG:|\bOops\b|Kernel panic|general protection fault|UBSAN:|"
-        r"list_(add|del) corruption|rcu: INFO: .*stall|INFO: task .* blocked")),
-]
 
 
 def main(path):
-    lines = open(path, errors="replace").read().splitlines()
+    lines = read_log(path)
     stats, reports, kunit = {}, {k: [] for k, _ in KINDS}, []
     in_kunit = in_final = False
     for n, line in enumerate(lines, 1):
@@ -54,10 +42,9 @@ def main(path):
             if m and m.group(2) != "rust_jobqueue_failnth":
                 kunit.append((m.group(2), not m.group(1), "# SKIP" in m.group(3)))
             continue
-        for kind, rx in KINDS:
-            if rx.search(line):
-                reports[kind].append((n, line.strip()))
-                break
+        k = kind(line)
+        if k:
+            reports[k].append((n, line.strip()))
 
     def s(name, default=None):
         return stats.get(name, default)
@@ -67,9 +54,7 @@ def main(path):
     kunit_bad = sum(1 for _, ok, skip in kunit if not ok or skip)
     # Each of the 5 KUnit sweeps (queue creation, prepare with 0/1/16 deps,
     # unarmed sync_file) must have injected faults.
-    kunit_sweeps = [int(m.group(1)) for m in
-                    (re.search(r"# faults injected: (\d+)", l) for l in lines)
-                    if m]
+    kunit_sweeps = [int(m.group(1)) for m in (SWEEP.search(l) for l in lines) if m]
     faults = s("failnth.faults_injected", 0) + sum(kunit_sweeps)
     kunit_bad += 0 if len(kunit_sweeps) >= 5 and min(kunit_sweeps) > 0 else 1
     client_fail = sum(1 for k in ("failnth.client_rc", "stress.client_rc",
@@ -122,9 +107,9 @@ def main(path):
     errnos = [l.split("jq-errno: ", 1)[1] for l in lines if "jq-errno: " in l]
     if errnos:
         print("\nfuzzed ioctls by result: " + ", ".join(errnos))
-    for kind, found in reports.items():
+    for what, found in reports.items():
         for n, line in found[:5]:
-            print(f"  {kind} at log line {n}: {line}")
+            print(f"  {what} at log line {n}: {line}")
     for k, v in sorted(stats.items()):
         if k.startswith("kmemleak.") and v:
             print(f"  {k}: {v} leak(s) (see the report in the log)")
