@@ -7,7 +7,6 @@
 
 use crate::{
     bindings,
-    fmt,
     prelude::*,
     str::CStr,
     sync::{
@@ -23,7 +22,7 @@ use crate::{
 /// ```
 /// kernel::kunit::diagnostic(format_args!("faults injected: {}", 3));
 /// ```
-pub fn diagnostic(args: fmt::Arguments<'_>) {
+pub fn diagnostic(args: crate::fmt::Arguments<'_>) {
     super::info(format_args!("    # {args}\n"));
 }
 
@@ -47,14 +46,20 @@ pub struct ExpectSplat(&'static CStr);
 impl ExpectSplat {
     /// Starts a region in which a warning is expected.
     pub fn new(tag: &'static CStr) -> Self {
-        diagnostic(format_args!("expect-splat: begin {}", tag.to_str().unwrap_or("?")));
+        diagnostic(format_args!(
+            "expect-splat: begin {}",
+            tag.to_str().unwrap_or("?")
+        ));
         Self(tag)
     }
 }
 
 impl Drop for ExpectSplat {
     fn drop(&mut self) {
-        diagnostic(format_args!("expect-splat: end {}", self.0.to_str().unwrap_or("?")));
+        diagnostic(format_args!(
+            "expect-splat: end {}",
+            self.0.to_str().unwrap_or("?")
+        ));
     }
 }
 
@@ -80,7 +85,12 @@ pub fn skip(reason: &CStr) {
     }
     comment[n] = 0;
     // SAFETY: As above; `status` is read by KUnit after the case returned.
-    unsafe { core::ptr::write_volatile(&raw mut (*test).status, bindings::kunit_status_KUNIT_SKIPPED) };
+    unsafe {
+        core::ptr::write_volatile(
+            &raw mut (*test).status,
+            bindings::kunit_status_KUNIT_SKIPPED,
+        )
+    };
 }
 
 /// Returns whether lockdep is still running (it turns itself off after its first report), or

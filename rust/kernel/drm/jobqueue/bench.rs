@@ -130,9 +130,7 @@ fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], b
     crate::kunit::diagnostic(format_args!(
         "bench: impl=rust bench={bench} inflight={inflight} deps={deps} jobs={jobs} \
          submit_ns={} complete_ns={} total_ns={} bytes={bytes}",
-        t[0],
-        t[1],
-        t[2]
+        t[0], t[1], t[2]
     ));
 }
 
@@ -500,14 +498,7 @@ fn report_scale(n: usize, s: &Scale) {
     crate::kunit::diagnostic(format_args!(
         "bench: impl=rust bench=scale queues={n} jobs={} create_ns={} destroy_ns={} \
          submit_ns={} complete_ns={} total_ns={} bytes={} threads={}",
-        s.jobs,
-        s.t[0],
-        s.t[1],
-        s.t[2],
-        s.t[3],
-        s.t[4],
-        s.bytes,
-        s.threads
+        s.jobs, s.t[0], s.t[1], s.t[2], s.t[3], s.t[4], s.bytes, s.threads
     ));
 }
 

@@ -318,7 +318,6 @@ struct JobMeta {
     skipped: Atomic<i32>,
 }
 
-
 /// Where the queue is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {

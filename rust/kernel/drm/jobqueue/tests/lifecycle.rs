@@ -287,7 +287,6 @@ fn submit(q: &LifeQueue, deps: &[ARef<Fence>]) -> Result<ARef<Fence>> {
     Ok(p.submit())
 }
 
-
 /// Moves the calling thread to `cpu`, or lets it run anywhere again with `None`.
 fn move_to_cpu(cpu: Option<u32>) -> Result {
     let mut mask = crate::cpumask::CpumaskVar::new_zero(GFP_KERNEL)?;
