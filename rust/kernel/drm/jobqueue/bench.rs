@@ -263,7 +263,7 @@ fn fence_floor() -> Result<i64> {
 }
 
 extern "C" {
-    /// Bytes of slab memory in use (`drivers/gpu/drm/scheduler/tests/sched_bench.c`).
+    /// Bytes of slab memory in use (declared in `drivers/gpu/drm/scheduler/tests/sched_bench.h`).
     fn jq_bench_slab_bytes() -> u64;
     /// Threads in the system, kernel threads included (same file).
     fn jq_bench_threads() -> i32;

@@ -31,6 +31,8 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
+#include "sched_bench.h"
+
 #define REPEATS 5
 #define JOBS 65536
 #define DEPS_INFLIGHT 4096
@@ -47,15 +49,6 @@ static const unsigned int scale_sweep[] = { 1, 100, 1000, 10000 };
 static const unsigned int smp_sweep[] = { 1, 64, 4096 };
 #define SMP_JOBS 16384
 
-/* Also called by the Rust side (rust/kernel/drm/jobqueue/bench.rs). */
-u64 jq_bench_slab_bytes(void);
-int jq_bench_threads(void);
-unsigned int jq_bench_online_cpus(void);
-void jq_bench_skip(const char *reason);
-void jq_bench_relax(void);
-int jq_bench_pin(int cpu);
-void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg);
-void jq_bench_join(void *thread);
 
 /* Bytes of slab memory in use. */
 u64 jq_bench_slab_bytes(void)
