@@ -311,10 +311,14 @@ struct FenceHeader {
 /// and `ctx` are initialised, and whose reference the caller gives up. Called once per fence.
 unsafe fn finish<T>(header: *mut FenceHeader) {
     let storage = header.cast::<FenceStorage<T>>();
-    // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
-    // ops no longer reach the data; `T: DriverFenceAllowedData` (required to make the
-    // allocation) makes dropping it safe in this context and against RCU readers.
-    unsafe { ManuallyDrop::drop(&mut (*storage).data) };
+    if core::mem::needs_drop::<T>() {
+        // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
+        // ops no longer reach the data; `T: DriverFenceAllowedData` (required to make the
+        // allocation) makes dropping it safe in this context and against RCU readers. Dropped
+        // through a raw pointer: no `&mut T` is made, so the owner of parts of the data that
+        // need no drop (a `MaybeUninit` slot, say) may still be using them.
+        unsafe { core::ptr::drop_in_place((&raw mut (*storage).data).cast::<T>()) };
+    }
     // SAFETY: `ctx` is initialised and dropped only here. RCU readers may still read the
     // names, which are freed only after a grace period.
     unsafe { ManuallyDrop::drop(&mut (*storage).ctx) };

@@ -17,6 +17,8 @@ use crate::{
 
 /// Prints a KTAP diagnostic line of the running test case: `    # <args>`.
 ///
+/// It goes to the kernel log only, not to the case's debugfs log (unlike C's `kunit_info()`).
+///
 /// # Examples
 ///
 /// ```
@@ -68,7 +70,9 @@ impl Drop for ExpectSplat {
 /// The case still runs to its end: return right after calling this. A case that found nothing
 /// to test should skip rather than pass. Does nothing outside a KUnit test.
 ///
-/// Note that KUnit does not run a skipped case again when its suite is re-run through debugfs.
+/// Call it from the test's own thread: elsewhere (a [`spawn`]ed worker, say) there is no
+/// current test and it does nothing. Note that KUnit does not run a skipped case again when its
+/// suite is re-run through debugfs.
 pub fn skip(reason: &CStr) {
     // SAFETY: Always safe to call (it has fallbacks for when KUnit is not enabled).
     let test = unsafe { bindings::kunit_get_current_test() };

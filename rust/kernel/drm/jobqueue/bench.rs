@@ -270,7 +270,7 @@ extern "C" {
     /// `num_online_cpus()` (same file).
     fn jq_bench_online_cpus() -> u32;
     /// Marks the running KUnit case skipped, with `reason` (same file).
-    fn jq_bench_skip(reason: *const core::ffi::c_char);
+    fn jq_bench_skip(reason: *const crate::ffi::c_char);
     /// One round of a polling loop: `cond_resched()` and `cpu_relax()` (same file).
     fn jq_bench_relax();
     /// Binds the calling thread to `cpu`, or to any CPU if `cpu` is negative (same file).
@@ -291,6 +291,8 @@ struct SmpShared<'a> {
     hw: &'a BenchHw,
     /// The seqno of the last job, once submitted; 0 before.
     last: Atomic<u64>,
+    /// Set by the submitter when it gave up: the completer returns.
+    abort: Atomic<u32>,
 }
 
 /// The two-CPU completer: completes the jobs that reached the ring, with interrupts off, until
@@ -309,7 +311,7 @@ unsafe extern "C" fn smp_completer(arg: *mut core::ffi::c_void) {
             let _irq = s.hw.irq.lock();
             s.q.complete(on_ring, Ok(()));
             done = on_ring;
-        } else if done != 0 && done == s.last.load(Acquire) {
+        } else if (done != 0 && done == s.last.load(Acquire)) || s.abort.load(Acquire) != 0 {
             return;
         } else {
             // SAFETY: Callable from any sleepable context.
@@ -343,6 +345,7 @@ fn run_smp(inflight: usize) -> Result<[i64; 3]> {
         q: &q,
         hw: &hw,
         last: Atomic::new(0),
+        abort: Atomic::new(0),
     };
     crate::sync::rcu::rcu_barrier();
     // SAFETY: Callable from process context.
@@ -350,7 +353,8 @@ fn run_smp(inflight: usize) -> Result<[i64; 3]> {
         return Err(EINVAL);
     }
     // SAFETY: `shared` outlives the thread: it is joined below, before `shared` goes away, on
-    // every path.
+    // every path (an error sets `abort`, on which it returns). What it refers to is `Sync`
+    // (`JobQueue` and `BenchHw` are).
     let completer = unsafe {
         jq_bench_spawn_on_cpu(
             1,
@@ -377,9 +381,9 @@ fn run_smp(inflight: usize) -> Result<[i64; 3]> {
         }
         Ok([ns(t1 - t0), 0, ns(t2 - t0)])
     })();
-    if res.is_err() && !completer.is_null() {
-        // Let the completer stop: nothing more will reach the ring.
-        shared.last.store(hw.published.load(Acquire), Release);
+    if res.is_err() {
+        // Let the completer stop.
+        shared.abort.store(1, Release);
     }
     if !completer.is_null() {
         // SAFETY: `completer` came from `jq_bench_spawn_on_cpu` and is joined once.
@@ -429,6 +433,7 @@ fn run_scale(n: usize) -> Result<Scale> {
             ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
             cv <- new_condvar!(),
             irq <- new_spinlock_irq!(()),
+            published: Atomic::new(0),
         }),
         GFP_KERNEL,
     )?;

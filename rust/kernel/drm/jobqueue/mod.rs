@@ -110,10 +110,7 @@ use crate::{
         XArray, //
     },
 };
-use core::{
-    mem::ManuallyDrop,
-    pin::Pin, //
-};
+use core::mem::ManuallyDrop;
 
 mod deps;
 mod job;

@@ -41,7 +41,10 @@ use crate::{
     },
     time::delay::fsleep,
 };
-use core::ptr;
+use core::{
+    pin::Pin,
+    ptr, //
+};
 
 mod failnth;
 mod lifecycle;

@@ -80,6 +80,8 @@ pub(super) struct HwState {
     pub(super) mode: Mode,
     pub(super) credits: u32,
     pub(super) timer_armed: bool,
+    /// Set by [`MockHw::detach`]: the timer is not started again.
+    pub(super) detached: bool,
     pub(super) last_seqno: u64,
     pub(super) timeout_action: TimeoutAction,
 }
@@ -154,6 +156,7 @@ impl MockHw {
                     mode,
                     credits: 0,
                     timer_armed: false,
+                    detached: false,
                     last_seqno: 0,
                     timeout_action: TimeoutAction::RingReset,
                 }),
@@ -174,8 +177,11 @@ impl MockHw {
 
     /// Stops the interrupt and gives the queue back, breaking the queue -> ring -> queue cycle.
     pub(super) fn detach(&self) -> Option<Arc<JobQueue<MockBackend>>> {
-        // Dropping the handle cancels the timer (waiting for a running callback).
-        drop(self.timer_handle.lock().take());
+        self.state.lock().detached = true;
+        // Dropping the handle cancels the timer (waiting for a running callback); not under
+        // the lock. A `run()` that started it meanwhile sees `detached` and drops it itself.
+        let handle = self.timer_handle.lock().take();
+        drop(handle);
         self.queue.lock().take()
     }
 
@@ -296,7 +302,7 @@ impl JobQueueDriver for MockBackend {
             if st.credits > hw.max_credits.load(Relaxed) {
                 hw.max_credits.store(st.credits, Relaxed);
             }
-            let start = matches!(st.mode, Mode::Timed(_)) && !st.timer_armed;
+            let start = matches!(st.mode, Mode::Timed(_)) && !st.timer_armed && !st.detached;
             if start {
                 st.timer_armed = true;
             }
@@ -306,10 +312,18 @@ impl JobQueueDriver for MockBackend {
         if let Some(after) = start_timer {
             // The previous handle first: dropping it cancels the timer, which is idle (or
             // returning from its last callback) since `timer_armed` was clear. `run()` calls
-            // are serialised, so no other start races with this one.
-            drop(hw.timer_handle.lock().take());
+            // are serialised, so no other start races with this one. Handles are dropped
+            // outside the lock: cancelling waits for a running callback.
+            let old = hw.timer_handle.lock().take();
+            drop(old);
             let handle = hw.clone().start(Delta::from_nanos(after.max(0)));
             *hw.timer_handle.lock() = Some(handle);
+            if hw.state.lock().detached {
+                // `detach()` ran meanwhile and may have missed this handle, which holds a
+                // reference to the ring: give it back.
+                let handle = hw.timer_handle.lock().take();
+                drop(handle);
+            }
         }
         let arm = match job.alloc_check {
             AllocCheck::None => None,
