@@ -312,11 +312,10 @@ struct FenceHeader {
 unsafe fn finish<T>(header: *mut FenceHeader) {
     let storage = header.cast::<FenceStorage<T>>();
     if core::mem::needs_drop::<T>() {
-        // SAFETY: `data` is initialised and dropped only here. The fence is signalled, so the
-        // ops no longer reach the data; `T: DriverFenceAllowedData` (required to make the
-        // allocation) makes dropping it safe in this context and against RCU readers. Dropped
-        // through a raw pointer: no `&mut T` is made, so the owner of parts of the data that
-        // need no drop (a `MaybeUninit` slot, say) may still be using them.
+        // Dropped through a raw pointer: no `&mut T` is made, so the owner of parts of the data
+        // that need no drop (a `MaybeUninit` slot, say) may still be using them.
+        // SAFETY: `data` is initialised and dropped only here; the fence is signalled, so the ops
+        // no longer reach it; `T: DriverFenceAllowedData` makes dropping it safe here.
         unsafe { core::ptr::drop_in_place((&raw mut (*storage).data).cast::<T>()) };
     }
     // SAFETY: `ctx` is initialised and dropped only here. RCU readers may still read the
