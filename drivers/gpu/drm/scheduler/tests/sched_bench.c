@@ -221,6 +221,69 @@ static const struct dma_fence_ops dep_fence_ops = {
 	.get_timeline_name = bench_name,
 };
 
+KUNIT_DEFINE_ACTION_WRAPPER(kvfree_action, kvfree, const void *);
+
+/* The mock hardware of one measurement, with a ring of @ring_size; freed with the test. */
+static struct bench_hw *bench_hw_create(struct kunit *test, unsigned int ring_size)
+{
+	struct bench_hw *hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, hw);
+	spin_lock_init(&hw->fence_lock);
+	spin_lock_init(&hw->lock);
+	spin_lock_init(&hw->irq);
+	init_waitqueue_head(&hw->wq);
+	hw->context = dma_fence_context_alloc(1);
+	hw->ring = kvcalloc(ring_size, sizeof(*hw->ring), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, hw->ring);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, kvfree_action, hw->ring), 0);
+	return hw;
+}
+
+/* A device for drm_sched_init(), unregistered with the test. */
+static struct device *bench_device(struct kunit *test)
+{
+	static unsigned int instance;
+	struct device *dev;
+	char name[32];
+
+	snprintf(name, sizeof(name), "sched-bench-%u", instance++);
+	dev = kunit_device_register(test, name);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, dev);
+	return dev;
+}
+
+/* One scheduler and its entity: what a firmware-scheduled driver makes per ring. */
+struct bench_queue {
+	struct drm_gpu_scheduler sched;
+	struct drm_sched_entity entity;
+};
+
+/*
+ * Allocated by the caller, never on the stack: the scheduler's work items
+ * must not be (debugobjects reports them, and a later run reusing the stack
+ * would find them).
+ */
+static int bench_queue_init(struct bench_queue *q, const struct drm_sched_init_args *args,
+			    enum drm_sched_priority prio)
+{
+	struct drm_gpu_scheduler *list[] = { &q->sched };
+	int ret = drm_sched_init(&q->sched, args);
+
+	if (ret)
+		return ret;
+	ret = drm_sched_entity_init(&q->entity, prio, list, 1, NULL);
+	if (ret)
+		drm_sched_fini(&q->sched);
+	return ret;
+}
+
+static void bench_queue_fini(struct bench_queue *q)
+{
+	drm_sched_entity_destroy(&q->entity);
+	drm_sched_fini(&q->sched);
+}
+
 static void report(struct kunit *test, const char *bench, unsigned int inflight,
 		   unsigned int deps, unsigned long jobs, s64 submit, s64 complete, s64 total,
 		   size_t bytes)
@@ -244,18 +307,15 @@ static size_t job_bytes(struct bench_job *job)
 static void run_sched(struct kunit *test, unsigned int inflight, unsigned int deps,
 		      s64 t[3], size_t *bytes)
 {
-	struct drm_gpu_scheduler sched;
-	struct drm_gpu_scheduler *list[] = { &sched };
-	struct drm_sched_entity entity;
 	struct drm_sched_init_args args = {
 		.ops = &bench_ops,
 		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
 		.credit_limit = inflight,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
 		.name = "bench",
+		.dev = bench_device(test),
 	};
-	static unsigned int instance;
-	char name[32];
+	struct bench_queue *q = kunit_kzalloc(test, sizeof(*q), GFP_KERNEL);
 	unsigned int rounds = DIV_ROUND_UP(JOBS, inflight), r, i, k;
 	u64 dep_ctx = dma_fence_context_alloc(deps ?: 1);
 	struct dma_fence **dep = NULL, **done;
@@ -265,25 +325,14 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	ktime_t t0, t1, t2, t3, t4;
 	int ret;
 
-	snprintf(name, sizeof(name), "sched-bench-%u", instance++);
-	args.dev = kunit_device_register(test, name);
-	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
-	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, hw);
-	spin_lock_init(&hw->fence_lock);
-	spin_lock_init(&hw->lock);
-	spin_lock_init(&hw->irq);
+	KUNIT_ASSERT_NOT_NULL(test, q);
+	hw = bench_hw_create(test, inflight);
 	spin_lock_init(&dep_lock);
-	init_waitqueue_head(&hw->wq);
-	hw->context = dma_fence_context_alloc(1);
-	hw->ring = kvcalloc(inflight, sizeof(*hw->ring), GFP_KERNEL);
 	done = kvcalloc(inflight, sizeof(*done), GFP_KERNEL);
 	if (deps)
 		dep = kvcalloc((size_t)inflight * deps, sizeof(*dep), GFP_KERNEL);
-	KUNIT_ASSERT_TRUE(test, hw->ring && done && (!deps || dep));
-	KUNIT_ASSERT_EQ(test, drm_sched_init(&sched, &args), 0);
-	KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&entity, DRM_SCHED_PRIORITY_NORMAL, list, 1,
-						    NULL), 0);
+	KUNIT_ASSERT_TRUE(test, done && (!deps || dep));
+	KUNIT_ASSERT_EQ(test, bench_queue_init(q, &args, DRM_SCHED_PRIORITY_NORMAL), 0);
 	memset(t, 0, 3 * sizeof(*t));
 	/* Start without RCU callbacks (freed fences) of earlier measurements pending. */
 	rcu_barrier();
@@ -307,7 +356,7 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 
 			KUNIT_ASSERT_NOT_NULL(test, job);
 			job->hw = hw;
-			ret = drm_sched_job_init(&job->base, &entity, 1, NULL, 1);
+			ret = drm_sched_job_init(&job->base, &q->entity, 1, NULL, 1);
 			KUNIT_ASSERT_EQ(test, ret, 0);
 			for (k = 0; k < deps; k++) {
 				struct dma_fence *d = dma_fence_get(dep[i * deps + k]);
@@ -344,11 +393,9 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 			dma_fence_put(done[i]);
 		}
 	}
-	drm_sched_entity_destroy(&entity);
-	drm_sched_fini(&sched);
+	bench_queue_fini(q);
 	kvfree(dep);
 	kvfree(done);
-	kvfree(hw->ring);
 }
 
 /* The mock hardware's completer, on its own CPU: signals what reached the ring. */
@@ -381,40 +428,25 @@ static void sched_smp_completer(void *arg)
  */
 static void run_sched_smp(struct kunit *test, unsigned int inflight, s64 t[3])
 {
-	struct drm_gpu_scheduler sched;
-	struct drm_gpu_scheduler *list[] = { &sched };
-	struct drm_sched_entity entity;
 	struct drm_sched_init_args args = {
 		.ops = &bench_ops,
 		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
 		.credit_limit = inflight,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
 		.name = "bench-smp",
+		.dev = bench_device(test),
 	};
-	static unsigned int instance;
+	struct bench_queue *q = kunit_kzalloc(test, sizeof(*q), GFP_KERNEL);
 	struct dma_fence *last = NULL;
 	struct bench_hw *hw;
 	void *completer;
 	ktime_t t0, t1, t2;
-	char name[32];
 	unsigned int i;
 
-	snprintf(name, sizeof(name), "sched-smp-%u", instance++);
-	args.dev = kunit_device_register(test, name);
-	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
-	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, hw);
-	spin_lock_init(&hw->fence_lock);
-	spin_lock_init(&hw->lock);
-	spin_lock_init(&hw->irq);
-	init_waitqueue_head(&hw->wq);
-	hw->context = dma_fence_context_alloc(1);
+	KUNIT_ASSERT_NOT_NULL(test, q);
+	hw = bench_hw_create(test, SMP_JOBS);
 	hw->target = SMP_JOBS;
-	hw->ring = kvcalloc(SMP_JOBS, sizeof(*hw->ring), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, hw->ring);
-	KUNIT_ASSERT_EQ(test, drm_sched_init(&sched, &args), 0);
-	KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&entity, DRM_SCHED_PRIORITY_NORMAL, list, 1,
-						    NULL), 0);
+	KUNIT_ASSERT_EQ(test, bench_queue_init(q, &args, DRM_SCHED_PRIORITY_NORMAL), 0);
 	rcu_barrier();
 	memset(t, 0, 3 * sizeof(*t));
 	KUNIT_EXPECT_EQ(test, jq_bench_pin(0), 0);
@@ -431,7 +463,7 @@ static void run_sched_smp(struct kunit *test, unsigned int inflight, s64 t[3])
 		if (!job)
 			break;
 		job->hw = hw;
-		if (drm_sched_job_init(&job->base, &entity, 1, NULL, 1)) {
+		if (drm_sched_job_init(&job->base, &q->entity, 1, NULL, 1)) {
 			kfree(job);
 			break;
 		}
@@ -458,9 +490,7 @@ static void run_sched_smp(struct kunit *test, unsigned int inflight, s64 t[3])
 	t[2] = ktime_to_ns(ktime_sub(t2, t0));
 out:
 	jq_bench_pin(-1);
-	drm_sched_entity_destroy(&entity);
-	drm_sched_fini(&sched);
-	kvfree(hw->ring);
+	bench_queue_fini(q);
 }
 
 static void sched_bench_smp(struct kunit *test)
@@ -471,9 +501,10 @@ static void sched_bench_smp(struct kunit *test)
 	if (num_online_cpus() < 2)
 		kunit_skip(test, "needs two CPUs");
 	/*
-	 * Known broken: under KASAN the second run oopses (NULL dereference
-	 * after debugobjects reports the on-stack scheduler's work items).
-	 * Skipped until fixed, so that nothing reads a C figure from it.
+	 * Known broken: on the second run at one credit, a few thousand jobs
+	 * in, the completer's dma_fence_signal() calls a callback at 0x15
+	 * (seen with the schedulers on the stack and allocated alike). Until
+	 * the cause is found, no C two-CPU figure is reported.
 	 */
 	kunit_skip(test, "known broken, see the comment above");
 	for (n = 0; n < ARRAY_SIZE(smp_sweep); n++)
@@ -512,12 +543,6 @@ static void sched_bench_deps(struct kunit *test)
 		}
 }
 
-/* One scheduler and its entity: what a firmware-scheduled driver makes per ring. */
-struct scale_queue {
-	struct drm_gpu_scheduler sched;
-	struct drm_sched_entity entity;
-};
-
 /*
  * n queues of one device on shared submit and timeout workqueues, as panthor
  * and xe pass them: created, given one job each per round (all completing in
@@ -535,32 +560,21 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 		.credit_limit = 1,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
 		.name = "scale",
+		.dev = bench_device(test),
 	};
-	static unsigned int instance;
-	struct scale_queue **qs;
+	struct bench_queue **qs;
 	struct dma_fence **done;
 	struct bench_hw *hw;
 	unsigned long flags;
 	s64 slab0, threads0;
 	ktime_t t0, t1, t2, t3;
-	char name[32];
 
-	snprintf(name, sizeof(name), "sched-scale-%u", instance++);
-	args.dev = kunit_device_register(test, name);
-	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, args.dev);
-	hw = kunit_kzalloc(test, sizeof(*hw), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, hw);
-	spin_lock_init(&hw->fence_lock);
-	spin_lock_init(&hw->lock);
-	spin_lock_init(&hw->irq);
-	init_waitqueue_head(&hw->wq);
-	hw->context = dma_fence_context_alloc(1);
-	hw->ring = kvcalloc(n, sizeof(*hw->ring), GFP_KERNEL);
+	hw = bench_hw_create(test, n);
 	qs = kvcalloc(n, sizeof(*qs), GFP_KERNEL);
 	done = kvcalloc(n, sizeof(*done), GFP_KERNEL);
 	submit_wq = alloc_workqueue("sched-scale-submit", WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	timeout_wq = alloc_ordered_workqueue("sched-scale-timeout", WQ_MEM_RECLAIM);
-	KUNIT_ASSERT_TRUE(test, hw->ring && qs && done && submit_wq && timeout_wq);
+	KUNIT_ASSERT_TRUE(test, qs && done && submit_wq && timeout_wq);
 	args.submit_wq = submit_wq;
 	args.timeout_wq = timeout_wq;
 	memset(t, 0, 5 * sizeof(*t));
@@ -570,16 +584,10 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 
 	t0 = ktime_get();
 	for (i = 0; i < n; i++) {
-		struct drm_gpu_scheduler *list[1];
-
 		qs[i] = kzalloc_obj(*qs[i], GFP_KERNEL);
 		KUNIT_ASSERT_NOT_NULL(test, qs[i]);
-		KUNIT_ASSERT_EQ(test, drm_sched_init(&qs[i]->sched, &args), 0);
-		list[0] = &qs[i]->sched;
 		/* One run queue (num_rqs = 1): priority 0, as panthor does. */
-		KUNIT_ASSERT_EQ(test, drm_sched_entity_init(&qs[i]->entity,
-							    DRM_SCHED_PRIORITY_KERNEL, list, 1,
-							    NULL), 0);
+		KUNIT_ASSERT_EQ(test, bench_queue_init(qs[i], &args, DRM_SCHED_PRIORITY_KERNEL), 0);
 	}
 	t[0] = ktime_to_ns(ktime_sub(ktime_get(), t0));
 	*bytes = (s64)jq_bench_slab_bytes() - slab0;
@@ -625,8 +633,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 
 	t0 = ktime_get();
 	for (i = 0; i < n; i++) {
-		drm_sched_entity_destroy(&qs[i]->entity);
-		drm_sched_fini(&qs[i]->sched);
+		bench_queue_fini(qs[i]);
 		kfree(qs[i]);
 	}
 	t[1] = ktime_to_ns(ktime_sub(ktime_get(), t0));
@@ -635,7 +642,6 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 	destroy_workqueue(submit_wq);
 	kvfree(done);
 	kvfree(qs);
-	kvfree(hw->ring);
 }
 
 static void sched_bench_scale(struct kunit *test)
