@@ -93,6 +93,38 @@ struct BenchDriver {
     hw: Arc<BenchHw>,
 }
 
+impl BenchHw {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
+                cv <- new_condvar!(),
+                irq <- new_spinlock_irq!(()),
+                published: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+/// A queue named `name` in front of `hw`, with `credits` credits, on `wqs`; no timeout fires
+/// during a measurement.
+fn bench_queue(
+    hw: &Arc<BenchHw>,
+    name: &CStr,
+    credits: usize,
+    wqs: &JobQueueWorkqueues,
+) -> Result<JobQueue<BenchDriver>> {
+    JobQueue::new(
+        BenchDriver { hw: hw.clone() },
+        c"bench",
+        name,
+        credits as u32,
+        Delta::from_secs(600),
+        wqs,
+    )
+}
+
 impl JobQueueDriver for BenchDriver {
     type Job = ();
 
@@ -146,23 +178,8 @@ fn wait_on_ring(hw: &BenchHw, target: u64) {
 /// foreign timelines that signal after the round was submitted. Returns (submit, complete,
 /// total) nanoseconds, and the bytes one waiting job holds.
 fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
-    let hw = Arc::pin_init(
-        pin_init!(BenchHw {
-            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
-            cv <- new_condvar!(),
-            irq <- new_spinlock_irq!(()),
-            published: Atomic::new(0),
-        }),
-        GFP_KERNEL,
-    )?;
-    let q = JobQueue::new(
-        BenchDriver { hw: hw.clone() },
-        c"bench",
-        c"bench",
-        inflight as u32,
-        Delta::from_secs(600),
-        &JobQueueWorkqueues::new(c"bench")?,
-    )?;
+    let hw = BenchHw::new()?;
+    let q = bench_queue(&hw, c"bench", inflight, &JobQueueWorkqueues::new(c"bench")?)?;
     let mut ctxs = KVec::with_capacity(deps, GFP_KERNEL)?;
     for _ in 0..deps {
         ctxs.push(FenceCtx::new(c"bench", c"dep")?, GFP_KERNEL)?;
@@ -324,21 +341,11 @@ unsafe extern "C" fn smp_completer(arg: *mut core::ffi::c_void) {
 /// most `inflight` credits on the ring, while the completer on CPU 1 completes what reached the
 /// ring. Returns (submit, 0, total) nanoseconds; total runs until the last done fence signalled.
 fn run_smp(inflight: usize) -> Result<[i64; 3]> {
-    let hw = Arc::pin_init(
-        pin_init!(BenchHw {
-            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
-            cv <- new_condvar!(),
-            irq <- new_spinlock_irq!(()),
-            published: Atomic::new(0),
-        }),
-        GFP_KERNEL,
-    )?;
-    let q = JobQueue::new(
-        BenchDriver { hw: hw.clone() },
-        c"bench",
+    let hw = BenchHw::new()?;
+    let q = bench_queue(
+        &hw,
         c"bench-smp",
-        inflight as u32,
-        Delta::from_secs(600),
+        inflight,
         &JobQueueWorkqueues::new(c"bench-smp")?,
     )?;
     let shared = SmpShared {
@@ -428,15 +435,7 @@ struct Scale {
 /// driver with one queue per firmware ring makes them. Creates them, gives each one job per
 /// round (all completing in one interrupt), and destroys them.
 fn run_scale(n: usize) -> Result<Scale> {
-    let hw = Arc::pin_init(
-        pin_init!(BenchHw {
-            ring <- new_spinlock!(Ring { on_ring: 0, target: 0 }),
-            cv <- new_condvar!(),
-            irq <- new_spinlock_irq!(()),
-            published: Atomic::new(0),
-        }),
-        GFP_KERNEL,
-    )?;
+    let hw = BenchHw::new()?;
     let wqs = JobQueueWorkqueues::new(c"bench-scale")?;
     let mut queues = KVec::with_capacity(n, GFP_KERNEL)?;
     let mut done: KVec<ARef<Fence>> = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -446,15 +445,7 @@ fn run_scale(n: usize) -> Result<Scale> {
     let (slab0, threads0) = (slab_bytes(), threads());
     let t0 = now();
     for _ in 0..n {
-        let q = JobQueue::new(
-            BenchDriver { hw: hw.clone() },
-            c"bench",
-            c"scale",
-            1,
-            Delta::from_secs(600),
-            &wqs,
-        )?;
-        queues.push(q, GFP_KERNEL)?;
+        queues.push(bench_queue(&hw, c"scale", 1, &wqs)?, GFP_KERNEL)?;
     }
     t[0] = ns(now() - t0);
     let (bytes, threads) = (slab_bytes() - slab0, threads() - threads0);
