@@ -296,8 +296,13 @@ def boot_ok(path):
     if early:
         print(f"splat during boot, before any test: {early[0]}")
         sys.exit(1)
+    # Finished: the full run's last suite, or its totals, or (a filtered run,
+    # e.g. the benchmarks) an orderly shutdown after the tests, which a
+    # panic does not print.
+    shutdown = re.compile(r"reboot: (Restarting system|Power down|System halted)")
     if not any(re.match(r"^(not )?ok \d+ rust_doctests_kernel", l) for l in lines) \
-            and not any("# Totals" in l for l in lines[-5:]):
+            and not any("# Totals" in l for l in lines[-5:]) \
+            and not any(shutdown.search(l) for l in lines[first:]):
         print("the run did not finish")
         sys.exit(1)
     sys.exit(0)
