@@ -135,7 +135,10 @@ impl<D: JobQueueDriver> Inner<D> {
             // the work item), for credits (a completion does) or for `unpark()`.
             Step::Wait => false,
             // The job went to the ring. Jobs submitted meanwhile queued the work item
-            // themselves if they found the lock taken; ours may have been behind one.
+            // themselves if they found the lock taken; ours may have been behind one, which
+            // the step saw when it marked ours handed.
+            Step::Ran { more } => more,
+            // A job was signalled without running (only a warned, unreachable case).
             Step::Done => {
                 let st = self.state.lock();
                 st.next_to_run != st.next_seqno
@@ -156,7 +159,10 @@ impl<D: JobQueueDriver> Inner<D> {
     /// waiting for a dependency or for credits. Returns whether to go on.
     fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
         let driver = self.driver_lock.lock();
-        self.step_locked(driver, section, false) == Step::Done
+        matches!(
+            self.step_locked(driver, section, false),
+            Step::Done | Step::Ran { .. }
+        )
     }
 
     /// [`Inner::step`] with the driver lock held. A `direct` step (from
@@ -272,7 +278,7 @@ impl<D: JobQueueDriver> Inner<D> {
         st.next_to_run = seqno + 1;
         st.stats.pending -= 1;
         st.stats.in_flight += 1;
-        let not_run = match (skip, job) {
+        let (not_run, step) = match (skip, job) {
             (None, Some(job)) => {
                 st.credits_in_use += credits;
                 // INVARIANT: `run()` executes for `seqno` until `handed` passes it.
@@ -283,12 +289,16 @@ impl<D: JobQueueDriver> Inner<D> {
                 if let Some(d) = self.deadline_for(seqno) {
                     self.driver.set_deadline(seqno, d);
                 }
-                let (late, first) = {
+                let (late, first, more) = {
                     let mut st = self.state.lock();
                     // INVARIANT: Handed; `late` is cleared with `running`.
                     st.handed = seqno + 1;
                     st.running = None;
-                    (st.cold.late.take(), st.oldest == seqno)
+                    (
+                        st.cold.late.take(),
+                        st.oldest == seqno,
+                        st.next_to_run != st.next_seqno,
+                    )
                 };
                 if first {
                     // The ring was idle: its timeout starts now, not when this pass ends.
@@ -297,14 +307,14 @@ impl<D: JobQueueDriver> Inner<D> {
                 if let Some(res) = late {
                     self.as_arc_borrow().report(seqno, res);
                 }
-                None
+                (None, Step::Ran { more })
             }
             (_, job) => {
                 // INVARIANT: Not run: handed at once, it signals its error at the front.
                 st.handed = seqno + 1;
                 drop(st);
                 self.drain(|_, _| None);
-                job
+                (job, Step::Done)
             }
         };
         drop(driver);
@@ -315,15 +325,18 @@ impl<D: JobQueueDriver> Inner<D> {
             drop(done);
             drop(node);
         });
-        Step::Done
+        step
     }
 }
 
 /// What one step of the run path did.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// A job was handed to the ring or signalled: go on.
+    /// A job was signalled without running (cancelled, or a failed dependency): go on.
     Done,
+    /// A job was handed to the ring: go on. `more`: other jobs were pending when it was
+    /// marked handed (one lock round trip fewer for the direct run, which asks).
+    Ran { more: bool },
     /// Nothing to do until a dependency, a completion or `unpark()` queues the work item.
     Wait,
     /// A direct step stopped short: the work item must go on.
