@@ -128,8 +128,8 @@ pub fn lockdep_enabled() -> bool {
 ///
 /// Which allocations count is failslab's and fail_page_alloc's choice: by default
 /// (`ignore-gfp-wait=Y`) they ignore allocations that may sleep, so a `GFP_KERNEL` allocation
-/// neither fails nor counts. [`gfp_kernel_injectable`] tells whether it does; a test that
-/// claims to see every allocation must skip when it does not.
+/// neither fails nor counts. [`fail_nth::gfp_kernel_injectable`] tells whether it does; a test
+/// that claims to see every allocation must skip when it does not.
 #[cfg(CONFIG_FAULT_INJECTION)]
 pub mod fail_nth {
     use super::*;

@@ -36,7 +36,7 @@ fn sweep<T>(
 }
 
 #[macros::kunit_tests(rust_jobqueue_failnth)]
-mod failnth {
+mod failnth_cases {
     use super::*;
 
     /// Creating a queue fails cleanly at each of its allocations.

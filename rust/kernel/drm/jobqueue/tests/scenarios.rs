@@ -6,7 +6,7 @@
 use super::*;
 
 #[macros::kunit_tests(rust_jobqueue)]
-mod scenarios {
+mod scenario_cases {
     use super::*;
 
     /// drm_sched: basic submit.

@@ -50,7 +50,7 @@ const STRESS_DIVISOR: usize = if cfg!(CONFIG_KASAN) || cfg!(CONFIG_KCSAN) {
 };
 
 #[macros::kunit_tests(rust_jobqueue_stress)]
-mod stress {
+mod stress_cases {
     use super::*;
 
     /// The SMP canary: fails unless two threads provably run at the same time on two CPUs
