@@ -168,7 +168,7 @@ impl FenceWorkqueue {
 
     /// The C workqueue, which stays valid until `self` is dropped and every work item queued on
     /// it has run.
-    pub(crate) fn raw_queue(&self) -> *const Queue {
+    pub fn raw_queue(&self) -> *const Queue {
         self.wq.raw_queue()
     }
 }
