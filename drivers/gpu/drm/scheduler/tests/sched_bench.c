@@ -49,7 +49,6 @@ static const unsigned int scale_sweep[] = { 1, 100, 1000, 10000 };
 static const unsigned int smp_sweep[] = { 1, 64, 4096 };
 #define SMP_JOBS 16384
 
-
 /* Bytes of slab memory in use. */
 u64 jq_bench_slab_bytes(void)
 {
