@@ -251,15 +251,13 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
 }
 
 /// The memory a prepared (and, once submitted, waiting) job holds: its fence allocation (with
-/// its node in it), its dependency array, and its share of the in-flight XArray node (64
-/// slots) that indexes it.
+/// its node and its list links in it) and its dependency array.
 fn job_bytes(job: &PreparedJob<BenchDriver>) -> usize {
     let mut b = ksize(job.alloc.allocation_ptr());
     if job.node.deps.capacity() > 0 {
         b += ksize(job.node.deps.as_ptr().cast());
     }
-    let xa_node = core::mem::size_of::<bindings::xa_node>();
-    b + xa_node.div_ceil(64)
+    b
 }
 
 /// The cost of the fence abstraction: `DriverFence` from a pre-made allocation, signal, drop.

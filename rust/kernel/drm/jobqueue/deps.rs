@@ -55,8 +55,8 @@ impl<D: JobQueueDriver> Inner<D> {
         deadline: Option<Instant<Monotonic>>,
     ) -> bool {
         let mut n = node.project();
-        while *n.next_dep < n.deps.len() {
-            let dep = &n.deps[*n.next_dep];
+        while (*n.next_dep as usize) < n.deps.len() {
+            let dep = &n.deps[*n.next_dep as usize];
             if n.wait.is_armed() {
                 if !dep.is_signaled() {
                     if let Some(d) = deadline.filter(|d| d.as_nanos() < *n.deadline_sent) {

@@ -21,7 +21,9 @@ use crate::{
         DriverFence,
         DriverFenceAllocation,
         DriverFenceAllowedData,
-        Fence, //
+        DriverFenceRef,
+        Fence,
+        SignallingSection, //
     },
     prelude::*,
     sync::{
@@ -29,9 +31,12 @@ use crate::{
         atomic::Atomic,
         Arc, //
     },
+    types::ForeignOwnable,
 };
 use core::{
     cell::UnsafeCell,
+    ffi::c_void,
+    marker::PhantomData,
     mem::{
         ManuallyDrop,
         MaybeUninit, //
@@ -56,25 +61,28 @@ pub(super) struct JobNode<D: JobQueueDriver> {
     pub(super) fence: Option<DriverFence<JobData<D>>>,
     /// Dependencies: one per fence context, the latest of each.
     pub(super) deps: KVec<ARef<Fence>>,
-    /// Index in `deps` of the first dependency not known to have signalled.
-    pub(super) next_dep: usize,
+    /// Index in `deps` of the first dependency not known to have signalled (`deps` holds at
+    /// most `u32::MAX` fences: [`PreparedJob::add_dependency`]).
+    pub(super) next_dep: u32,
     /// The first dependency error seen.
     pub(super) dep_error: Option<Error>,
     /// The deadline (monotonic ns) last forwarded to `deps[next_dep]`, or `i64::MAX`.
     pub(super) deadline_sent: i64,
     /// The next job in [`Pending`], while this one is in it.
     next: Option<NodeBox<D>>,
-    pub(super) credits: u32,
 }
 
-/// Per-job data in the done fence's allocation: the job's metadata, and the room for its
-/// [`JobNode`], so that a job costs one allocation.
+/// Per-job data in the done fence's allocation: the job's metadata, the room for its
+/// [`JobNode`], so that a job costs one allocation, and its link in [`InFlight`].
 ///
 /// The node lives there from prepare until the run path is done with the job; its memory stays
 /// allocated until the fence's last reference is gone. Only the job's [`NodeBox`] reaches it.
 pub(super) struct JobData<D: JobQueueDriver> {
     meta: JobMeta,
     node: UnsafeCell<MaybeUninit<JobNode<D>>>,
+    /// The next job in [`InFlight`] (a pointer from [`ForeignOwnable::into_foreign`]), or
+    /// null. Only the list that owns this fence touches it.
+    next: UnsafeCell<*mut c_void>,
 }
 
 impl<D: JobQueueDriver> Deref for JobData<D> {
@@ -86,15 +94,18 @@ impl<D: JobQueueDriver> Deref for JobData<D> {
 }
 
 // SAFETY: The node is only reached through its `NodeBox`, which is `Send` like the node; the
-// metadata is atomics and plain data.
+// metadata is atomics and plain data; `next` is only used by the `InFlight` list that owns the
+// fence, which is `Send`.
 unsafe impl<D: JobQueueDriver> Send for JobData<D> {}
 
 // SAFETY: A shared `JobData` only gives access to the metadata (atomics and plain data): the
-// node is only reached through its `NodeBox`, never through a shared reference.
+// node is only reached through its `NodeBox`, and `next` through the `InFlight` list that
+// owns the fence (under the queue's state lock), never through a shared reference.
 unsafe impl<D: JobQueueDriver> Sync for JobData<D> {}
 
-// SAFETY: Dropping a `JobData` does nothing: `JobMeta` has no drop glue, and the node is a
-// `MaybeUninit` (its `NodeBox` drops it in place, never the fence).
+// SAFETY: Dropping a `JobData` does nothing: `JobMeta` has no drop glue, the node is a
+// `MaybeUninit` (its `NodeBox` drops it in place, never the fence), and `next` is a raw
+// pointer (only a fence taken off its list is ever signalled, and then `next` is null).
 unsafe impl<D: JobQueueDriver> DriverFenceAllowedData for JobData<D> {}
 
 /// Owns a job's [`JobNode`], which lives in the job's fence allocation ([`JobData`]).
@@ -153,8 +164,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
     }
 
     /// [`JobQueue::prepare`] with the allocation flags `flags`, which [`PreparedJob`] also
-    /// uses for its dependencies. `flags` must allow sleeping (`GFP_KERNEL` or stronger), as
-    /// reserving the queue's slots sleeps.
+    /// uses for its dependencies.
     pub fn prepare_with_flags(
         &self,
         job: D::Job,
@@ -177,6 +187,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                     skipped: Atomic::new(0),
                 },
                 node: UnsafeCell::new(MaybeUninit::uninit()),
+                next: UnsafeCell::new(ptr::null_mut()),
             },
             flags,
         )?;
@@ -190,7 +201,6 @@ impl<D: JobQueueDriver> JobQueue<D> {
             dep_error: None,
             deadline_sent: i64::MAX,
             next: None,
-            credits,
         });
         // SAFETY: `slot` is the uninitialised node of the fresh allocation, which never moves
         // (it is pinned) and which nothing else reaches.
@@ -202,12 +212,6 @@ impl<D: JobQueueDriver> JobQueue<D> {
             node: unsafe { NonNull::new_unchecked(slot) },
             keep: None,
         };
-        // Reserve the next seqno slot in the in-flight set, so that running never allocates.
-        {
-            let mut r = inner.reservations.lock();
-            inner.inflight.reserve(r.end as usize, flags)?;
-            r.end += 1;
-        }
         Ok(PreparedJob {
             node: ManuallyDrop::new(node),
             alloc: ManuallyDrop::new(alloc),
@@ -219,7 +223,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
 
 /// A prepared job: everything allocated, not yet visible to anyone.
 ///
-/// Dropping it instead of submitting gives its reservations back (and may sleep).
+/// Dropping it instead of submitting frees it: nothing was published, and no seqno was taken.
 ///
 /// # Examples
 ///
@@ -277,6 +281,9 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// errors: the error of an earlier fence of a timeline is only seen if that fence had
     /// signalled when it was added; otherwise only the latest fence's status counts (as with
     /// `drm_sched`, which keeps only the latest fence per context too).
+    ///
+    /// Fails with `ENOMEM` if out of memory, `E2BIG` past `u32::MAX` dependencies; the job is
+    /// left as it was.
     pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
         let node = self.node.as_mut().project();
         // The lock-free check first: `status()` takes the fence's lock.
@@ -292,6 +299,9 @@ impl<D: JobQueueDriver> PreparedJob<D> {
                 *old = fence;
             }
             return Ok(());
+        }
+        if node.deps.len() >= u32::MAX as usize {
+            return Err(E2BIG);
         }
         node.deps.push(fence, self.flags)?;
         Ok(())
@@ -353,10 +363,15 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         // SAFETY: As above.
         let queue = unsafe { ptr::read(&this.queue) };
 
-        let done = {
+        // The driver lock first (lock order): if no work item or other submitter holds it, the
+        // job may go to the ring right here (the direct run), inside a signalling section that
+        // begins before the state lock, which the direct run goes on holding.
+        let driver = queue.driver_lock.try_lock();
+        let mut section = driver.as_ref().map(|_| SignallingSection::begin());
+        let (done, previous) = {
             let mut st = queue.state.lock();
             // Creating the fence under the lock makes seqno order the submission order. It
-            // takes the seqno `st.next_seqno`, whose slots were reserved at prepare.
+            // takes the seqno `st.next_seqno`.
             let fence = queue.ctx.new_fence(alloc);
             let seqno = fence.as_fence().seqno();
             let done = fence.fence();
@@ -372,20 +387,25 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             // INVARIANT: From now on the fence keeps the node's memory allocated.
             node.keep = Some(done.clone());
             // In seqno order: appended under the state lock, like the seqno was taken.
-            queue.pending.lock().push_back(node);
+            st.pending.push_back(node);
             // INVARIANT: The job is pending: it is in `pending`, at `next_seqno`.
             st.next_seqno = seqno + 1;
             st.stats.submitted += 1;
             st.stats.pending += 1;
             let previous = st.last_submitted.replace(done.clone());
-            drop(st);
-            // Outside the lock: this may be the last reference to an old fence.
-            drop(previous);
-            done
+            let kick = match (driver, section.as_mut()) {
+                (Some(driver), Some(section)) => queue.run_direct(driver, st, section),
+                _ => true,
+            };
+            if kick {
+                queue.as_arc_borrow().kick();
+            }
+            (done, previous)
         };
-        if queue.run_direct() {
-            queue.as_arc_borrow().kick();
-        }
+        drop(section);
+        // Outside the locks and the signalling section: this may be the last reference to an
+        // old fence.
+        drop(previous);
         // May be the last reference (the queue's handle is gone): never freed here.
         Inner::release(queue);
         done
@@ -394,14 +414,6 @@ impl<D: JobQueueDriver> PreparedJob<D> {
 
 impl<D: JobQueueDriver> Drop for PreparedJob<D> {
     fn drop(&mut self) {
-        // Give back one reservation: the highest, which no submission can be using (see
-        // `State`). May sleep.
-        {
-            let mut r = self.queue.reservations.lock();
-            r.end -= 1;
-            let idx = r.end as usize;
-            self.queue.inflight.lock().release(idx);
-        }
         // SAFETY: Dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.node) };
         // SAFETY: Dropped once, here.
@@ -410,7 +422,7 @@ impl<D: JobQueueDriver> Drop for PreparedJob<D> {
 }
 
 /// The pending jobs after the first, in seqno order: a list through [`JobNode::next`], so that
-/// submitting and running a job take no XArray operation and never allocate.
+/// submitting a job and taking it to the ring never allocate and index nothing.
 ///
 /// # Invariants
 ///
@@ -464,6 +476,117 @@ impl<D: JobQueueDriver> Pending<D> {
 impl<D: JobQueueDriver> Drop for Pending<D> {
     fn drop(&mut self) {
         // One node at a time: dropping the chain recursively could overflow the stack.
+        while self.pop_front().is_some() {}
+    }
+}
+
+/// The done fences of the jobs in flight, in seqno order: a list through [`JobData::next`], so
+/// that running and completing a job never allocate and index nothing. The ring finishes jobs
+/// in order, so completion only ever takes the front.
+///
+/// # Invariants
+///
+/// `first` is null or a pointer from [`ForeignOwnable::into_foreign`] of a
+/// `DriverFence<JobData<D>>` the list owns, whose `next` is null or the next fence the list
+/// owns, and so on; `last` is null if `first` is, else the last fence of that chain. A fence
+/// is owned by at most one list, and a fence in no list has a null `next`.
+pub(super) struct InFlight<D: JobQueueDriver> {
+    first: *mut c_void,
+    last: *mut c_void,
+    _p: PhantomData<DriverFence<JobData<D>>>,
+}
+
+// SAFETY: The list owns its fences, which are `Send`; the raw pointers only point to them.
+unsafe impl<D: JobQueueDriver> Send for InFlight<D> {}
+
+// Moving the list moves two pointers, never the fences.
+impl<D: JobQueueDriver> Unpin for InFlight<D> {}
+
+impl<D: JobQueueDriver> InFlight<D> {
+    pub(super) fn new() -> Self {
+        // INVARIANT: Empty.
+        Self {
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            _p: PhantomData,
+        }
+    }
+
+    /// Borrows the fence `raw` of the list.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is a fence of the list (`first` or a `next` of the chain), and the borrow is not
+    /// used after that fence leaves the list.
+    unsafe fn borrow<'a>(raw: *mut c_void) -> DriverFenceRef<'a, JobData<D>> {
+        // SAFETY: By the type invariant `raw` came from `into_foreign` and the list owns it;
+        // the caller does not use the borrow after the list gives the fence up.
+        unsafe { DriverFence::<JobData<D>>::borrow(raw) }
+    }
+
+    /// Appends `fence`. Never allocates.
+    pub(super) fn push_back(&mut self, fence: DriverFence<JobData<D>>) {
+        let raw = fence.into_foreign();
+        if self.last.is_null() {
+            self.first = raw;
+        } else {
+            // SAFETY: `last` is the last fence of the list (type invariant), borrowed only here.
+            let last = unsafe { Self::borrow(self.last) };
+            // SAFETY: Only the list that owns the fence touches its `next`, and we hold the
+            // list mutably. Its `next` was null: it was the last.
+            unsafe { *last.data().next.get() = raw };
+        }
+        // INVARIANT: `raw`, whose `next` is null (it was in no list), is the new last fence.
+        self.last = raw;
+    }
+
+    /// Takes the first fence off the list.
+    pub(super) fn pop_front(&mut self) -> Option<DriverFence<JobData<D>>> {
+        if self.first.is_null() {
+            return None;
+        }
+        // SAFETY: By the type invariant `first` came from `into_foreign` and the list owns it;
+        // it gives it up here.
+        let fence = unsafe { DriverFence::<JobData<D>>::from_foreign(self.first) };
+        let link = fence.data().next.get();
+        // SAFETY: The fence was the list's (we hold it mutably); only the list touches `next`.
+        self.first = unsafe { *link };
+        // INVARIANT: The fence is in no list now: its `next` is null.
+        // SAFETY: As above.
+        unsafe { *link = ptr::null_mut() };
+        if self.first.is_null() {
+            // INVARIANT: Empty again.
+            self.last = ptr::null_mut();
+        }
+        Some(fence)
+    }
+
+    /// The fences, from the first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = DriverFenceRef<'_, JobData<D>>> {
+        let mut cur = self.first;
+        core::iter::from_fn(move || {
+            if cur.is_null() {
+                return None;
+            }
+            // SAFETY: `cur` is a fence of the list (the chain from `first`), which `&self`
+            // keeps in it while the borrow lives.
+            let f = unsafe { Self::borrow(cur) };
+            // SAFETY: Only the list touches `next`, and it is borrowed shared: nothing writes.
+            cur = unsafe { *f.data().next.get() };
+            Some(f)
+        })
+    }
+
+    /// The first fence.
+    pub(super) fn front(&self) -> Option<DriverFenceRef<'_, JobData<D>>> {
+        self.iter().next()
+    }
+}
+
+impl<D: JobQueueDriver> Drop for InFlight<D> {
+    fn drop(&mut self) {
+        // Unreachable with fences in it: the teardown signals every job in flight. Each
+        // `DriverFence` dropped here warns and signals `-ECANCELED`, so nothing hangs.
         while self.pop_front().is_some() {}
     }
 }

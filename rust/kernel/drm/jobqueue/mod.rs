@@ -71,7 +71,6 @@
 
 use crate::{
     dma_buf::{
-        DriverFence,
         Fence,
         FenceCtx,
         FenceDeadline,
@@ -105,10 +104,6 @@ use crate::{
         DelayedWork,
         Work, //
     },
-    xarray::{
-        AllocKind,
-        XArray, //
-    },
 };
 use core::mem::ManuallyDrop;
 
@@ -127,6 +122,7 @@ pub use stats::{
 };
 
 use job::{
+    InFlight,
     JobData,
     NodeBox,
     Pending, //
@@ -168,10 +164,6 @@ mod classes {
     class! {
         state => c"JobQueue::state",
         signal => c"JobQueue::signal_lock",
-        head => c"JobQueue::head",
-        pending => c"JobQueue::pending",
-        inflight => c"JobQueue::inflight",
-        reservations => c"JobQueue::reservations",
         driver => c"JobQueue::driver_lock",
         work => c"JobQueue::work",
         timeout_work => c"JobQueue::timeout_work",
@@ -327,18 +319,22 @@ enum Phase {
     Stopped,
 }
 
+/// The first pending job, once the run path took it out of [`State::pending`] to wait: held by
+/// `Inner::driver_lock`.
+type Head<D> = Option<NodeBox<D>>;
+
 /// Mutable queue state, protected by `Inner::state`.
 ///
 /// # Invariants
 ///
 /// - `oldest <= handed <= next_to_run <= next_seqno`.
 /// - The jobs `[oldest, next_to_run)` are in flight: their unsignalled done fences are in
-///   `Inner::inflight`. [`JobQueue::complete`] and the other signalling paths only signal the
+///   `inflight`, in seqno order. [`JobQueue::complete`] and the other signalling paths only signal the
 ///   jobs `[oldest, handed)`.
 /// - `[handed, next_to_run)` is empty, or is the one job whose `run()` is executing, and then
 ///   `running == Some(handed)`. `cold.late` is `None` unless `running` is `Some`.
-/// - The jobs `[next_to_run, next_seqno)` are pending: the first one is in `Inner::head` or in
-///   `Inner::pending`, the others in `Inner::pending`.
+/// - The jobs `[next_to_run, next_seqno)` are pending: the first one is in `pending` or held by
+///   `Inner::driver_lock`, the others in `pending`, in seqno order.
 /// - Once `phase` is not [`Phase::Live`], no job is handed to `run()` again, and jobs with a
 ///   seqno at or after `cold.dead_from` were submitted after the queue died.
 /// - While `parked_since` is `Some`, no job is handed to `run()` and `timed_out()` is not
@@ -347,7 +343,7 @@ enum Phase {
 ///   it is not.
 /// - `credits_in_use` is the sum of the credits of the jobs in flight that were run, and
 ///   `stats.in_flight`/`stats.pending` count the jobs of the two ranges above.
-struct State {
+struct State<D: JobQueueDriver> {
     phase: Phase,
     /// Since when the queue is parked ([`JobQueue::park`]), in monotonic ns: no job is handed
     /// to `run()` and no timeout is handled while this is `Some`.
@@ -363,6 +359,10 @@ struct State {
     /// The done fence of the last job submitted, for [`JobQueue::flush`].
     last_submitted: Option<ARef<Fence>>,
     stats: JobQueueStats,
+    /// The pending jobs (all but the first, if `Inner::driver_lock` holds it).
+    pending: Pending<D>,
+    /// The done fences of the jobs in flight.
+    inflight: InFlight<D>,
     /// What the per-job paths rarely touch, out of line: a queue of a device with thousands of
     /// them then fits a 512-byte slab object.
     cold: KBox<Cold>,
@@ -387,12 +387,6 @@ struct Cold {
     last_job: Option<JobTimes>,
 }
 
-/// Reservation bookkeeping, protected by `Inner::reservations`.
-struct Reservations {
-    /// One past the highest reserved seqno.
-    end: u64,
-}
-
 /// The queue, shared by its handle, prepared jobs, queued work items and an armed dependency
 /// callback.
 ///
@@ -400,9 +394,8 @@ struct Reservations {
 ///
 /// Lock order, outermost first: `driver_lock` (a mutex, taken by the work items and, with
 /// `try_lock`, by the direct run of [`PreparedJob::submit`]),
-/// `signal_lock`, `state`, then `pending` or the `inflight` XArray's lock. `head` is
-/// taken with `driver_lock` at most, `reservations` with no other queue lock held (the XArray
-/// locks nest inside `reservations`). Only `driver_lock` is held while calling the driver or
+/// `signal_lock`, `state` (which also guards the lists of pending and in-flight jobs). Only
+/// `driver_lock` is held while calling the driver or
 /// a dependency fence. `deadline_hook`'s lock is taken by whoever sets a deadline on a done
 /// fence (it queues the work item under it), by the run path with `driver_lock` held, and by
 /// the teardown, possibly under `signal_lock` (a done-fence callback dropping the queue); no
@@ -415,28 +408,20 @@ struct Reservations {
 struct Inner<D: JobQueueDriver> {
     /// Only called with `driver_lock` held.
     driver: D,
-    /// Serialises the calls of the driver's methods. Never held while allocating.
+    /// Serialises the calls of the driver's methods, and holds the first pending job once the
+    /// run path took it out of `pending` to wait for its dependencies, for credits or for
+    /// `unpark()`. Never held while allocating.
     #[pin]
-    driver_lock: Mutex<()>,
+    driver_lock: Mutex<Head<D>>,
     ctx: Arc<FenceCtx>,
     capacity: u32,
     timeout: Delta,
     #[pin]
-    state: SpinLockIrq<State>,
+    state: SpinLockIrq<State<D>>,
     /// Serialises signalling, so that done fences signal in seqno order even when completion,
     /// timeout and teardown race. Held for a batch of at most eight fences at a time.
     #[pin]
     signal_lock: SpinLockIrq<()>,
-    /// The first pending job, taken out of `pending` by the work item while it waits for its
-    /// dependencies or for credits. Only the run path uses it, with `driver_lock` held.
-    #[pin]
-    head: SpinLock<Option<NodeBox<D>>>,
-    #[pin]
-    reservations: Mutex<Reservations>,
-    #[pin]
-    pending: SpinLock<Pending<D>>,
-    #[pin]
-    inflight: XArray<DriverFence<JobData<D>>>,
     /// Completed once the ring was stopped, its jobs signalled, and the waiting jobs that
     /// could be cancelled were; [`JobQueue::kill`] waits for it.
     #[pin]
@@ -706,10 +691,6 @@ impl<D: JobQueueDriver> JobQueue<D> {
         let (ctx, hook) = deadline_timeline(driver_name, name)?;
         let (state_name, state_key) = classes::state();
         let (signal_name, signal_key) = classes::signal();
-        let (head_name, head_key) = classes::head();
-        let (pending_name, pending_key) = classes::pending();
-        let (inflight_name, inflight_key) = classes::inflight();
-        let (resv_name, resv_key) = classes::reservations();
         let (dlock_name, dlock_key) = classes::driver();
         let (work_name, work_key) = classes::work();
         let (timeout_name, timeout_key) = classes::timeout_work();
@@ -726,6 +707,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
             last_finish: 0,
             last_submitted: None,
             stats: JobQueueStats::default(),
+            pending: Pending::new(),
+            inflight: InFlight::new(),
             cold: KBox::new(
                 Cold {
                     dead_from: u64::MAX,
@@ -742,16 +725,12 @@ impl<D: JobQueueDriver> JobQueue<D> {
         let inner = Arc::pin_init(
             pin_init!(Inner {
                 driver,
-                driver_lock <- Mutex::new((), dlock_name, dlock_key),
+                driver_lock <- Mutex::new(None, dlock_name, dlock_key),
                 ctx,
                 capacity,
                 timeout,
                 state <- SpinLockIrq::new(state, state_name, state_key),
                 signal_lock <- SpinLockIrq::new((), signal_name, signal_key),
-                head <- SpinLock::new(None, head_name, head_key),
-                reservations <- Mutex::new(Reservations { end: 1 }, resv_name, resv_key),
-                pending <- SpinLock::new(Pending::new(), pending_name, pending_key),
-                inflight <- XArray::new_irq_safe(AllocKind::Alloc, inflight_name, inflight_key),
                 stopped <- Completion::new(),
                 clamp_warned: Atomic::new(0),
                 client_id: Atomic::new(0),

@@ -10,15 +10,21 @@
 use super::{
     signal::Skip,
     trace::JobEvent,
+    Head,
     Inner,
     JobQueueDriver,
-    Phase, //
+    Phase,
+    State, //
 };
 use crate::{
     dma_buf::SignallingSection,
     prelude::*,
     sync::{
         atomic::Relaxed,
+        lock::{
+            spinlock::SpinLockIrqBackend,
+            Guard, //
+        },
         Arc,
         MutexGuard, //
     },
@@ -109,26 +115,21 @@ impl<D: JobQueueDriver> Inner<D> {
         Some(unsafe { Instant::from_ktime(self.deadline_ns.load(Relaxed)) })
     }
 
-    /// The direct run of [`PreparedJob::submit`](super::PreparedJob::submit): unless a work
-    /// item or another submitter holds the driver lock, takes the first pending job one step
-    /// further right here, in the submitter's context, inside a signalling section, with no
-    /// workqueue hop. Returns whether the work item is needed.
-    pub(super) fn run_direct(self: &Arc<Self>) -> bool {
-        let Some(driver) = self.driver_lock.try_lock() else {
-            // Whoever holds it takes the job further, or its work item.
-            return true;
-        };
-        if self.state.lock().phase != Phase::Live {
-            // The work item tears down.
-            return true;
-        }
+    /// The direct run of [`PreparedJob::submit`](super::PreparedJob::submit), which took
+    /// `driver` with `try_lock` (no work item or other submitter holds it) and then `st`,
+    /// inside `section`: takes the first pending job one step further right here, in the
+    /// submitter's context, with no workqueue hop. Returns whether the work item is needed.
+    pub(super) fn run_direct<'a>(
+        self: &'a Arc<Self>,
+        driver: MutexGuard<'a, Head<D>>,
+        st: Guard<'a, State<D>, SpinLockIrqBackend>,
+        section: &mut SignallingSection,
+    ) -> bool {
         // `kill()` from the `run()` called here must not wait for the work item, which needs
         // the driver lock we hold.
         self.direct_owner
             .store(crate::task::Task::current_raw() as usize, Relaxed);
-        let mut section = SignallingSection::begin();
-        let step = self.step_locked(driver, &mut section, true);
-        drop(section);
+        let step = self.step_locked(driver, Some(st), section, true);
         self.direct_owner.store(0, Relaxed);
         match step {
             // Nothing pending, or the first job waits for a dependency (its callback queues
@@ -143,9 +144,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 let st = self.state.lock();
                 st.next_to_run != st.next_seqno
             }
-            // A job that will not run: the work item signals it and drops it, outside the
-            // submitter's locks. (A report that arrived during `run()` is applied here, as a
-            // `complete()` called by `run()` itself would be.)
+            // A job that will not run (or a dying queue): the work item signals it and drops
+            // it, outside the submitter's locks. (A report that arrived during `run()` is
+            // applied here, as a `complete()` called by `run()` itself would be.)
             Step::Handoff => true,
         }
     }
@@ -160,32 +161,39 @@ impl<D: JobQueueDriver> Inner<D> {
     fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
         let driver = self.driver_lock.lock();
         matches!(
-            self.step_locked(driver, section, false),
+            self.step_locked(driver, None, section, false),
             Step::Done | Step::Ran { .. }
         )
     }
 
-    /// [`Inner::step`] with the driver lock held. A `direct` step (from
-    /// [`Inner::run_direct`]) only hands a job to `run()`: a job that will not run, or a late
-    /// report, is left to the work item ([`Step::Handoff`]).
-    fn step_locked(
-        self: &Arc<Self>,
-        driver: MutexGuard<'_, ()>,
+    /// [`Inner::step`] with the driver lock held, and the state lock if `locked` (which saves
+    /// the direct run a round trip of it). A `direct` step (from [`Inner::run_direct`]) only
+    /// hands a job to `run()`: a job that will not run, or a late report, is left to the work
+    /// item ([`Step::Handoff`]).
+    fn step_locked<'a>(
+        self: &'a Arc<Self>,
+        mut driver: MutexGuard<'a, Head<D>>,
+        mut locked: Option<Guard<'a, State<D>, SpinLockIrqBackend>>,
         section: &mut SignallingSection,
         direct: bool,
     ) -> Step {
-        let kept = self.head.lock().take();
-        let mut node = match kept {
+        let mut node = match driver.take() {
             Some(node) => node,
             None => {
-                let mut st = self.state.lock();
+                let mut st = match locked.take() {
+                    Some(st) => st,
+                    None => self.state.lock(),
+                };
                 let seqno = st.next_to_run;
                 if seqno == st.next_seqno {
                     return Step::Wait;
                 }
-                let node = self.pending.lock().pop_front();
-                match node {
-                    Some(node) => node,
+                match st.pending.pop_front() {
+                    Some(node) => {
+                        // Kept for the decision below if there are no dependencies to poll.
+                        locked = Some(st);
+                        node
+                    }
                     None => {
                         // Unreachable: `submit` appends every job it counts in `next_seqno`.
                         crate::warn_on!(true);
@@ -197,17 +205,25 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
             }
         };
-        // Dependencies: polled with no queue lock held.
-        let deadline = match self.deadline_last.load(Relaxed) {
-            0 => None,
-            _ => self.deadline_for(self.state.lock().next_to_run),
-        };
-        if !self.poll_deps(node.as_mut(), deadline) {
-            *self.head.lock() = Some(node);
-            return Step::Wait;
+        if (node.next_dep as usize) < node.deps.len() {
+            // Dependencies: polled with no queue lock held.
+            drop(locked.take());
+            let deadline = match self.deadline_last.load(Relaxed) {
+                0 => None,
+                _ => self.deadline_for(self.state.lock().next_to_run),
+            };
+            if !self.poll_deps(node.as_mut(), deadline) {
+                *driver = Some(node);
+                return Step::Wait;
+            }
         }
         let n = node.as_mut().project();
-        let mut st = self.state.lock();
+        // Unreachable without a fence (see below): then no credits are checked.
+        let credits = n.fence.as_ref().map_or(0, |f| f.credits);
+        let mut st = match locked {
+            Some(st) => st,
+            None => self.state.lock(),
+        };
         let seqno = st.next_to_run;
         let mut skip = match (st.phase, *n.dep_error) {
             (_, Some(e)) => Some(Skip::Dependency(e)),
@@ -219,16 +235,16 @@ impl<D: JobQueueDriver> Inner<D> {
             // The job is not run, and is dropped by the work item: outside the submitter's
             // locks, as `JobQueueDriver::Job` promises.
             drop(st);
-            *self.head.lock() = Some(node);
+            *driver = Some(node);
             return Step::Handoff;
         }
         if skip.is_none()
-            && (st.parked_since.is_some() || *n.credits > self.capacity - st.credits_in_use)
+            && (st.parked_since.is_some() || credits > self.capacity - st.credits_in_use)
         {
             // Parked (unpark kicks us), or waiting for credits (completions return credits
             // and kick us).
             drop(st);
-            *self.head.lock() = Some(node);
+            *driver = Some(node);
             return Step::Wait;
         }
         let job = n.job.take();
@@ -247,7 +263,6 @@ impl<D: JobQueueDriver> Inner<D> {
             return Step::Done;
         };
         let done = fence.fence();
-        let credits = *n.credits;
         match skip {
             Some(s) => fence.data().skipped.store(s.to_raw(), Relaxed),
             None => {
@@ -256,25 +271,8 @@ impl<D: JobQueueDriver> Inner<D> {
                 fence.data().ran_at.store(now, Relaxed);
             }
         }
-        if let Err(e) = self
-            .inflight
-            .lock()
-            .store(seqno as usize, fence, GFP_NOWAIT)
-        {
-            // Unreachable: the slot was reserved at prepare, so storing does not allocate.
-            // Never lose a fence: it signals out of order (warned).
-            crate::warn_on!(true);
-            st.next_to_run = seqno + 1;
-            st.handed = seqno + 1;
-            st.stats.pending -= 1;
-            st.stats.errored += 1;
-            drop(st);
-            let _ = e.value.signal(Err(ENOMEM));
-            drop(driver);
-            section.suspend(|| drop(job));
-            return Step::Done;
-        }
-        // INVARIANT: The job moves from pending to in flight.
+        // INVARIANT: The job moves from pending to in flight, behind the jobs before it.
+        st.inflight.push_back(fence);
         st.next_to_run = seqno + 1;
         st.stats.pending -= 1;
         st.stats.in_flight += 1;

@@ -138,15 +138,23 @@ struct Drained<D: JobQueueDriver> {
 impl<D: JobQueueDriver> Inner<D> {
     /// Signals jobs in flight from the front, in seqno order, as long as `decide` gives a
     /// result for them (`None` stops). Jobs that were not run signal their own error without
-    /// asking. Only jobs handed to the ring are reached.
+    /// asking. Only jobs handed to the ring are reached. If a job that ran signalled, the job
+    /// now at the front of the ring gets its timeout restarted (the ring made progress, as
+    /// `drm_sched` restarts its timer when a job finishes).
     ///
     /// Callable from any context where a `spinlock_t` may be taken (see
-    /// [`JobQueue::complete`]). Returns whether anything was signalled.
+    /// [`JobQueue::complete`]). Returns the number of pending jobs if anything was signalled.
     ///
     /// `decide` runs with the state lock held, and may update the state.
-    pub(super) fn drain(&self, mut decide: impl FnMut(&mut State, u64) -> Option<Result>) -> bool {
+    pub(super) fn drain(
+        &self,
+        mut decide: impl FnMut(&mut State<D>, u64) -> Option<Result>,
+    ) -> Option<u64> {
         let _section = SignallingSection::begin();
         let mut any = false;
+        // Whether a job that ran finished.
+        let mut progress = false;
+        let mut pending = 0;
         loop {
             let order = self.signal_lock.lock();
             // Up to `DRAIN_BATCH` fences per round trip of the locks: bounded work with
@@ -154,25 +162,36 @@ impl<D: JobQueueDriver> Inner<D> {
             let mut batch: [Option<Drained<D>>; DRAIN_BATCH] = Default::default();
             let mut n = 0;
             let mut more = true;
+            // One clock read per batch: the finish time of its jobs and their fences'
+            // timestamp.
+            let mut now = None;
             {
                 let mut st = self.state.lock();
-                let mut xa = self.inflight.lock();
                 while n < DRAIN_BATCH {
                     let idx = st.oldest;
                     if idx >= st.handed {
                         more = false;
                         break;
                     }
-                    let Some(entry) = xa.get(idx as usize) else {
-                        // Unreachable: every seqno goes through the in-flight set (a failed
-                        // store there, itself unreachable, warns and leaves this hole).
+                    let Some((skip, credits, ran_at)) = st
+                        .inflight
+                        .front()
+                        .filter(|e| e.as_fence().seqno() == idx)
+                        .map(|e| {
+                            (
+                                Skip::from_raw(e.skipped.load(Relaxed)),
+                                e.credits,
+                                e.ran_at.load(Relaxed),
+                            )
+                        })
+                    else {
+                        // Unreachable: every job handed to the ring is in the in-flight list
+                        // (a step that found no fence, itself unreachable, warns and leaves
+                        // this hole).
                         crate::warn_on!(true);
                         st.oldest = idx + 1;
                         continue;
                     };
-                    let skip = Skip::from_raw(entry.skipped.load(Relaxed));
-                    let credits = entry.credits;
-                    let ran_at = entry.ran_at.load(Relaxed);
                     let mut times = None;
                     let res = match skip {
                         Some(s) => Err(s.error()),
@@ -184,12 +203,13 @@ impl<D: JobQueueDriver> Inner<D> {
                             }
                         },
                     };
-                    let Some(fence) = xa.remove(idx as usize) else {
+                    let Some(fence) = st.inflight.pop_front() else {
                         // Unreachable: we just found it, under the same lock.
                         crate::warn_on!(true);
                         more = false;
                         break;
                     };
+                    let now = *now.get_or_insert_with(Instant::<Monotonic>::now);
                     // INVARIANT: The front job leaves the in-flight range; its credits return.
                     st.oldest = idx + 1;
                     st.stats.in_flight -= 1;
@@ -200,7 +220,7 @@ impl<D: JobQueueDriver> Inner<D> {
                             st.stats.count(res);
                             // Ring time: jobs finish in order, so the ring held this one from
                             // when it ran or the one before it finished, whichever is later.
-                            let now = Instant::<Monotonic>::now().as_nanos();
+                            let now = now.as_nanos();
                             let from = ran_at.max(st.last_finish);
                             let ring_ns = now.saturating_sub(from).max(0) as u64;
                             st.stats.busy_ns += ring_ns;
@@ -213,6 +233,7 @@ impl<D: JobQueueDriver> Inner<D> {
                             };
                             st.cold.last_job = Some(t);
                             times = Some(t);
+                            progress = true;
                         }
                         Some(Skip::Cancelled) => st.stats.cancelled += 1,
                         Some(_) => st.stats.errored += 1,
@@ -225,17 +246,32 @@ impl<D: JobQueueDriver> Inner<D> {
                     });
                     n += 1;
                 }
+                any |= n > 0;
+                if !more && any {
+                    // The ring made progress: the timeout of the job now at the front runs
+                    // from here.
+                    if progress && st.oldest < st.handed {
+                        let t = now.get_or_insert_with(Instant::<Monotonic>::now).as_nanos();
+                        if let Some(e) = st.inflight.front() {
+                            if e.started.load(Relaxed) < t {
+                                e.started.store(t, Relaxed);
+                            }
+                        }
+                    }
+                    pending = st.stats.pending;
+                }
             }
             // Outside the state lock: callbacks on the fences may look at this queue's
             // counters (see `Inner`'s locking rules). In seqno order, under `signal_lock`.
-            for d in batch.iter_mut().take(n).flatten() {
-                if let Some(f) = d.fence.take() {
-                    let _ = f.signal(d.res);
-                    self.trace_done(d.seqno);
+            if let Some(now) = now {
+                for d in batch.iter_mut().take(n).flatten() {
+                    if let Some(f) = d.fence.take() {
+                        let _ = f.signal_timestamp(d.res, now);
+                        self.trace_done(d.seqno);
+                    }
                 }
             }
             drop(order);
-            any |= n > 0;
             for d in batch.iter().take(n).flatten() {
                 if let Some(t) = &d.times {
                     self.driver.job_done(t);
@@ -245,7 +281,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 break;
             }
         }
-        any
+        any.then_some(pending)
     }
 
     /// Applies a completion report for the jobs up to `seqno` handed to the ring.
@@ -271,26 +307,9 @@ impl<D: JobQueueDriver> Inner<D> {
             }
             Some(if idx == seqno { result } else { Ok(()) })
         });
-        if !signalled {
-            return;
-        }
-        let pending = {
-            let st = self.state.lock();
-            // The ring made progress: the timeout of the job now at the front runs from here
-            // (as drm_sched restarts its timer when a job finishes).
-            if st.oldest < st.handed {
-                if let Some(e) = self.inflight.lock().get(st.oldest as usize) {
-                    let now = Instant::<Monotonic>::now().as_nanos();
-                    if e.started.load(Relaxed) < now {
-                        e.started.store(now, Relaxed);
-                    }
-                }
-            }
-            st.stats.pending
-        };
         // Returned credits may let a waiting job run. With nothing waiting there is nothing
         // to start, and no reason to bounce through the workqueue.
-        if pending > 0 {
+        if signalled.is_some_and(|pending| pending > 0) {
             self.kick();
         }
     }

@@ -11,6 +11,7 @@
 use super::{
     signal::Skip,
     Inner,
+    JobData,
     JobQueue,
     JobQueueDriver,
     Phase,
@@ -18,7 +19,10 @@ use super::{
     TimeoutAction, //
 };
 use crate::{
-    dma_buf::SignallingSection,
+    dma_buf::{
+        DriverFenceRef,
+        SignallingSection, //
+    },
     prelude::*,
     sync::{
         atomic::Relaxed,
@@ -33,6 +37,24 @@ use crate::{
     workqueue::DelayedWork,
 };
 
+impl<D: JobQueueDriver> State<D> {
+    /// The done fence of the job `seqno` if it is in flight.
+    fn in_flight(&self, seqno: u64) -> Option<DriverFenceRef<'_, JobData<D>>> {
+        self.inflight
+            .iter()
+            .take_while(|e| e.as_fence().seqno() <= seqno)
+            .find(|e| e.as_fence().seqno() == seqno)
+    }
+
+    /// The done fence of the oldest job handed to the ring that was run (not skipped).
+    fn front_running(&self) -> Option<DriverFenceRef<'_, JobData<D>>> {
+        self.inflight
+            .iter()
+            .take_while(|e| e.as_fence().seqno() < self.handed)
+            .find(|e| e.skipped.load(Relaxed) == 0)
+    }
+}
+
 impl<D: JobQueueDriver> Inner<D> {
     /// The oldest job handed to the ring that was run (not skipped), and when it started.
     fn oldest_running(&self) -> Option<(u64, i64)> {
@@ -41,13 +63,9 @@ impl<D: JobQueueDriver> Inner<D> {
     }
 
     /// [`Self::oldest_running`], with the state lock held.
-    fn oldest_running_in(&self, st: &State) -> Option<(u64, i64)> {
-        let xa = self.inflight.lock();
-        (st.oldest..st.handed).find_map(|idx| {
-            xa.get(idx as usize)
-                .filter(|e| e.skipped.load(Relaxed) == 0)
-                .map(|e| (idx, e.started.load(Relaxed)))
-        })
+    fn oldest_running_in(&self, st: &State<D>) -> Option<(u64, i64)> {
+        st.front_running()
+            .map(|e| (e.as_fence().seqno(), e.started.load(Relaxed)))
     }
 
     /// The timeout work item's body.
@@ -114,8 +132,8 @@ impl<D: JobQueueDriver> Inner<D> {
         match action {
             TimeoutAction::Progressing => {
                 let now = Instant::<Monotonic>::now().as_nanos();
-                let _st = self.state.lock();
-                if let Some(e) = self.inflight.lock().get(seqno as usize) {
+                let st = self.state.lock();
+                if let Some(e) = st.in_flight(seqno) {
                     e.started.store(now, Relaxed);
                 }
             }
@@ -143,13 +161,12 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// Marks `guilty` to signal `-ETIMEDOUT` when it reaches the front, whatever later reports
     /// say. Returns false if it is not a job on the ring that has not signalled.
-    fn mark_guilty(&self, st: &State, guilty: u64) -> bool {
+    fn mark_guilty(&self, st: &State<D>, guilty: u64) -> bool {
         if !(st.oldest..st.handed).contains(&guilty) {
             return false;
         }
-        let xa = self.inflight.lock();
-        match xa
-            .get(guilty as usize)
+        match st
+            .in_flight(guilty)
             .filter(|e| e.skipped.load(Relaxed) == 0)
         {
             Some(e) => {
@@ -169,12 +186,7 @@ impl<D: JobQueueDriver> Inner<D> {
     fn restart_front_timeout(&self) {
         let now = Instant::<Monotonic>::now().as_nanos();
         let st = self.state.lock();
-        let xa = self.inflight.lock();
-        let front = (st.oldest..st.handed).find_map(|idx| {
-            xa.get(idx as usize)
-                .filter(|e| e.skipped.load(Relaxed) == 0)
-        });
-        if let Some(e) = front {
+        if let Some(e) = st.front_running() {
             e.started.store(now, Relaxed);
         }
     }
@@ -257,12 +269,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
             let now = Instant::<Monotonic>::now().as_nanos();
             // Only the oldest running job's start counts for the timeout (later jobs restart
             // theirs when they reach the front): move it by the time it spent parked.
-            let xa = inner.inflight.lock();
-            let front = (st.oldest..st.handed).find_map(|idx| {
-                xa.get(idx as usize)
-                    .filter(|e| e.skipped.load(Relaxed) == 0)
-            });
-            if let Some(e) = front {
+            if let Some(e) = st.front_running() {
                 let started = e.started.load(Relaxed);
                 e.started
                     .store(started + (now - started.max(since)), Relaxed);
