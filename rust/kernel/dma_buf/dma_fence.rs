@@ -22,6 +22,10 @@ use crate::{
             Atomic,
             Relaxed, //
         },
+        lock::{
+            spinlock::SpinLockIrqBackend,
+            Guard, //
+        },
         rcu::{
             self,
             RcuBox, //
@@ -651,6 +655,72 @@ impl<T> DriverFence<T> {
         Signalled(())
     }
 
+    /// Signals several fences, each with its result and all with the completion time
+    /// `timestamp`, as [`signal_timestamp`](Self::signal_timestamp) called on each in turn
+    /// would: a completion path that finished a batch of jobs signals their fences with one
+    /// round trip of the timeline's lock per run of fences of one timeline, instead of two
+    /// per fence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::dma_buf::{DriverFence, DriverFenceAllocation, FenceCtx};
+    /// use kernel::time::{Instant, Monotonic};
+    ///
+    /// let (a, b) = (FenceCtx::new(c"drv", c"a")?, FenceCtx::new(c"drv", c"b")?);
+    /// let a1 = a.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+    /// let a2 = a.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+    /// let a3 = a.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+    /// let b1 = b.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
+    /// let (f2, f3, g1) = (a2.fence(), a3.fence(), b1.fence());
+    /// let now = Instant::<Monotonic>::now();
+    /// // `a1` is not in the batch: `a3` and `a2` wait for it; `b1` signals right away.
+    /// let _ = DriverFence::signal_batch([(a3, Ok(())), (a2, Err(EIO)), (b1, Ok(()))], now);
+    /// assert!(!f2.is_signaled() && !f3.is_signaled());
+    /// assert_eq!(g1.status(), Some(Ok(())));
+    /// let _ = a1.signal(Ok(()));
+    /// assert_eq!(f2.status(), Some(Err(EIO)));
+    /// assert_eq!(f3.status(), Some(Ok(())));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn signal_batch(
+        fences: impl IntoIterator<Item = (Self, Result)>,
+        timestamp: Instant<Monotonic>,
+    ) -> Signalled {
+        let mut fences = fences.into_iter().peekable();
+        while let Some((fence, res)) = fences.next() {
+            let mut fence = ManuallyDrop::new(fence);
+            let Some(ctx) = fence.ctx().cloned() else {
+                // Unreachable: every live fence has its context.
+                crate::warn_on!(true);
+                continue;
+            };
+            let mut order = ctx.order.lock();
+            // SAFETY: `fence` is never used again; `order` is the lock of its timeline.
+            unsafe { fence.enqueue(&mut order, res, Some(timestamp)) };
+            // The fences after it of the same timeline, in the same critical section.
+            while let Some((next, _)) = fences.peek() {
+                if !next.ctx().is_some_and(|c| Arc::ptr_eq(c, &ctx)) {
+                    break;
+                }
+                let Some((next, res)) = fences.next() else {
+                    break;
+                };
+                let mut next = ManuallyDrop::new(next);
+                // SAFETY: As above; `next` is of the same timeline.
+                unsafe { next.enqueue(&mut order, res, Some(timestamp)) };
+            }
+            Self::signal_in_order(&ctx, order);
+        }
+        Signalled(())
+    }
+
+    /// The fence's timeline.
+    fn ctx(&self) -> Option<&Arc<FenceCtx>> {
+        // SAFETY: `ctx` is initialised while the fence is unsignalled (type invariant).
+        unsafe { (*self.storage.as_ptr()).ctx.as_ref() }
+    }
+
     /// Signals (now, or once the earlier fences of the timeline have), and drops the driver's
     /// parts and the fence reference. Called once, by `signal*` or by `drop`, after which
     /// `self` must not be used.
@@ -660,22 +730,39 @@ impl<T> DriverFence<T> {
     /// outside the lock, so that callbacks never run under it and may signal or drop fences
     /// of the same timeline (those are then signalled by that thread's loop).
     fn complete(&mut self, res: Result, timestamp: Option<Instant<Monotonic>>) {
-        let header = self.storage.as_ptr().cast::<FenceHeader>();
-        // SAFETY: `ctx` is initialised while the fence is unsignalled (type invariant). The
-        // fences on the list hold a reference to the context until they are finished, and the
-        // busy thread finishes the last of them only after its last use of `order`.
-        let Some(ctx) = (unsafe { &*(*self.storage.as_ptr()).ctx }).clone() else {
+        // The fences on the list hold a reference to the context until they are finished, and
+        // the busy thread finishes the last of them only after its last use of `order`: this
+        // one keeps it alive until then.
+        let Some(ctx) = self.ctx().cloned() else {
             // Unreachable: every live fence has its context.
             crate::warn_on!(true);
             return;
         };
+        let mut order = ctx.order.lock();
+        // SAFETY: Called once, after which `self` is not used; `order` is its timeline's lock.
+        unsafe { self.enqueue(&mut order, res, timestamp) };
+        Self::signal_in_order(&ctx, order);
+    }
+
+    /// Hands the fence, its data, context and reference over to its timeline's
+    /// `Order::deferred` list, with `res` and `timestamp`.
+    ///
+    /// # Safety
+    ///
+    /// `self` is not used or dropped afterwards, and `order` is the lock of its timeline.
+    unsafe fn enqueue(
+        &mut self,
+        order: &mut Order,
+        res: Result,
+        timestamp: Option<Instant<Monotonic>>,
+    ) {
+        let header = self.storage.as_ptr().cast::<FenceHeader>();
         // SAFETY: We own the fence (type invariant) and hand it, with its data, context and
         // reference, over to the list; nothing else touches these fields until then.
         unsafe {
             (*header).deferred_errno = res.err().map_or(0, |e| e.to_errno());
             (*header).deferred_ts = timestamp.map_or(i64::MIN, |t| t.as_nanos());
         }
-        let mut order = ctx.order.lock();
         // SAFETY: The fence is initialised.
         let seqno = unsafe { (*(*header).fence.get()).seqno };
         let mut link: *mut *mut FenceHeader = &mut order.deferred;
@@ -688,8 +775,13 @@ impl<T> DriverFence<T> {
             // INVARIANT: Inserted in seqno order; it holds its reference.
             *link = header;
         }
+    }
+
+    /// Unless another thread signals the timeline `ctx` already, signals the fences of its
+    /// `Order::deferred` list that are next in order, outside the lock, until none is.
+    fn signal_in_order<'a>(ctx: &'a FenceCtx, mut order: Guard<'a, Order, SpinLockIrqBackend>) {
         if order.busy {
-            // Another thread signals this timeline; its loop picks this fence up in turn.
+            // Another thread signals this timeline; its loop picks these fences up in turn.
             return;
         }
         order.busy = true;
@@ -729,8 +821,6 @@ impl<T> DriverFence<T> {
             }
             order = ctx.order.lock();
         }
-        drop(order);
-        drop(ctx);
     }
 }
 

@@ -8,8 +8,7 @@ use super::{
     Inner,
     JobMeta,
     JobQueue,
-    JobQueueDriver,
-    Phase, //
+    JobQueueDriver, //
 };
 use crate::{
     alloc::Flags,
@@ -28,7 +27,10 @@ use crate::{
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::Atomic,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc, //
     },
     types::ForeignOwnable,
@@ -175,7 +177,8 @@ impl<D: JobQueueDriver> JobQueue<D> {
         if credits == 0 || credits > inner.capacity {
             return Err(EINVAL);
         }
-        if inner.state.lock().phase != Phase::Live {
+        // A kill racing with this is seen by `submit`, whose fence then signals `-ENODEV`.
+        if inner.dead.load(Relaxed) != 0 {
             return Err(ENODEV);
         }
         let alloc = DriverFenceAllocation::new(

@@ -428,6 +428,9 @@ struct Inner<D: JobQueueDriver> {
     stopped: Completion,
     /// Whether a completion report beyond the jobs handed to the ring was seen already.
     clamp_warned: Atomic<u32>,
+    /// Set when `State::phase` leaves [`Phase::Live`], so that [`JobQueue::prepare`] checks it
+    /// without a round trip of the state lock.
+    dead: Atomic<u32>,
     /// The client id of the trace events ([`JobQueue::set_client_id`]).
     client_id: Atomic<u64>,
     /// Set by [`JobQueue::shutdown`]: the owner drops the last handle in process context, and
@@ -606,6 +609,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 // INVARIANT: From now on `run()` is not called again (the work item checks the
                 // phase under this lock before each call); later submissions get `-ENODEV`.
                 st.phase = Phase::Dying;
+                self.dead.store(1, Relaxed);
                 st.cold.dead_from = st.next_seqno;
                 st.cold.timed_out = timed_out;
             }
@@ -733,6 +737,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
                 signal_lock <- SpinLockIrq::new((), signal_name, signal_key),
                 stopped <- Completion::new(),
                 clamp_warned: Atomic::new(0),
+                dead: Atomic::new(0),
                 client_id: Atomic::new(0),
                 shut_down: Atomic::new(0),
                 work <- Work::new(work_name, work_key),

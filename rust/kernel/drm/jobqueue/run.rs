@@ -17,7 +17,10 @@ use super::{
     State, //
 };
 use crate::{
-    dma_buf::SignallingSection,
+    dma_buf::{
+        Fence,
+        SignallingSection, //
+    },
     prelude::*,
     sync::{
         atomic::Relaxed,
@@ -262,7 +265,7 @@ impl<D: JobQueueDriver> Inner<D> {
             st.stats.errored += 1;
             return Step::Done;
         };
-        let done = fence.fence();
+        let done: *const Fence = fence.as_fence();
         match skip {
             Some(s) => fence.data().skipped.store(s.to_raw(), Relaxed),
             None => {
@@ -283,7 +286,11 @@ impl<D: JobQueueDriver> Inner<D> {
                 st.running = Some(seqno);
                 self.trace_job(JobEvent::Run, seqno, st.stats.pending, st.credits_in_use);
                 drop(st);
-                self.driver.run(job, seqno, &done);
+                // SAFETY: The fence is in the in-flight list, which holds a reference to it
+                // until it signals; no path signals it before `handed` passes `seqno` (type
+                // invariant of `State`), which is after `run()` returns.
+                let done = unsafe { &*done };
+                self.driver.run(job, seqno, done);
                 if let Some(d) = self.deadline_for(seqno) {
                     self.driver.set_deadline(seqno, d);
                 }
@@ -299,8 +306,10 @@ impl<D: JobQueueDriver> Inner<D> {
                     )
                 };
                 if first {
-                    // The ring was idle: its timeout starts now, not when this pass ends.
-                    self.arm_timeout();
+                    // The ring was idle: its timeout starts now, not when this pass ends. The
+                    // queue was live and not parked when `run()` was called (a kill since then
+                    // finds a timeout that does nothing; parking waits for our driver lock).
+                    self.arm_timeout_in(self.timeout);
                 }
                 if let Some(res) = late {
                     self.as_arc_borrow().report(seqno, res);
@@ -320,7 +329,6 @@ impl<D: JobQueueDriver> Inner<D> {
         // whatever the driver's job does on drop; dropping the node puts the dependencies.
         section.suspend(|| {
             drop(not_run);
-            drop(done);
             drop(node);
         });
         step

@@ -145,11 +145,14 @@ impl<D: JobQueueDriver> Inner<D> {
     /// Callable from any context where a `spinlock_t` may be taken (see
     /// [`JobQueue::complete`]). Returns the number of pending jobs if anything was signalled.
     ///
-    /// `decide` runs with the state lock held, and may update the state.
-    pub(super) fn drain(
+    /// `first` runs once, the first time the state lock is taken; `decide` runs with the state
+    /// lock held. Both may update the state.
+    pub(super) fn drain_with(
         &self,
+        first: impl FnOnce(&mut State<D>),
         mut decide: impl FnMut(&mut State<D>, u64) -> Option<Result>,
     ) -> Option<u64> {
+        let mut first = Some(first);
         let _section = SignallingSection::begin();
         let mut any = false;
         // Whether a job that ran finished.
@@ -167,6 +170,9 @@ impl<D: JobQueueDriver> Inner<D> {
             let mut now = None;
             {
                 let mut st = self.state.lock();
+                if let Some(f) = first.take() {
+                    f(&mut st);
+                }
                 while n < DRAIN_BATCH {
                     let idx = st.oldest;
                     if idx >= st.handed {
@@ -264,11 +270,16 @@ impl<D: JobQueueDriver> Inner<D> {
             // Outside the state lock: callbacks on the fences may look at this queue's
             // counters (see `Inner`'s locking rules). In seqno order, under `signal_lock`.
             if let Some(now) = now {
-                for d in batch.iter_mut().take(n).flatten() {
-                    if let Some(f) = d.fence.take() {
-                        let _ = f.signal_timestamp(d.res, now);
-                        self.trace_done(d.seqno);
-                    }
+                let _ = DriverFence::signal_batch(
+                    batch
+                        .iter_mut()
+                        .take(n)
+                        .flatten()
+                        .filter_map(|d| d.fence.take().map(|f| (f, d.res))),
+                    now,
+                );
+                for d in batch.iter().take(n).flatten() {
+                    self.trace_done(d.seqno);
                 }
             }
             drop(order);
@@ -284,12 +295,30 @@ impl<D: JobQueueDriver> Inner<D> {
         any.then_some(pending)
     }
 
+    /// [`Inner::drain_with`] with nothing to do first.
+    pub(super) fn drain(
+        &self,
+        decide: impl FnMut(&mut State<D>, u64) -> Option<Result>,
+    ) -> Option<u64> {
+        self.drain_with(|_| {}, decide)
+    }
+
     /// Applies a completion report for the jobs up to `seqno` handed to the ring.
     ///
     /// While `timed_out()` executes, the part of the report that covers the timed-out job and
     /// the jobs after it is held back (see [`State::hold_report`]).
     pub(super) fn report(self: ArcBorrow<'_, Self>, seqno: u64, result: Result) {
-        let signalled = self.drain(|st, idx| {
+        self.report_with(seqno, result, |_| {});
+    }
+
+    /// [`Inner::report`], running `first` in the first critical section of the state lock.
+    fn report_with(
+        self: ArcBorrow<'_, Self>,
+        seqno: u64,
+        result: Result,
+        first: impl FnOnce(&mut State<D>),
+    ) {
+        let signalled = self.drain_with(first, |st, idx| {
             if idx > seqno {
                 return None;
             }
@@ -380,36 +409,42 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// [`RelativeHardMode`]: crate::time::hrtimer::RelativeHardMode
     pub fn complete(&self, seqno: u64, result: Result) {
         let inner = &self.inner;
-        {
-            let mut st = inner.state.lock();
-            if seqno >= st.handed {
-                let beyond = match st.running {
-                    Some(r) => {
-                        // INVARIANT: `running` is `Some`, so `late` may be set. A report for a
-                        // later job says `r` succeeded, unless it was reported otherwise.
-                        if seqno == r {
-                            st.cold.late = Some(result);
-                        } else if st.cold.late.is_none() {
-                            st.cold.late = Some(Ok(()));
-                        }
-                        seqno > r
+        // The last job handed to the ring, if the report goes beyond the jobs handed to it
+        // (or than the one whose `run()` executes).
+        let mut beyond = None;
+        // Checked in the report's first critical section: one round trip of the state lock.
+        inner.as_arc_borrow().report_with(seqno, result, |st| {
+            if seqno < st.handed {
+                return;
+            }
+            let past = match st.running {
+                Some(r) => {
+                    // INVARIANT: `running` is `Some`, so `late` may be set. A report for a later
+                    // job says `r` succeeded, unless it was reported otherwise.
+                    if seqno == r {
+                        st.cold.late = Some(result);
+                    } else if st.cold.late.is_none() {
+                        st.cold.late = Some(Ok(()));
                     }
-                    None => true,
-                };
-                let last = st.next_to_run - 1;
-                drop(st);
-                if beyond && inner.clamp_warned.xchg(1, Relaxed) == 0 {
-                    pr_warn!(
-                        "jobqueue (fence context {}): completion of seqno {} beyond the last job \
-                         handed to the ring ({}) ignored\n",
-                        inner.ctx.context(),
-                        seqno,
-                        last
-                    );
+                    seqno > r
                 }
+                None => true,
+            };
+            if past {
+                beyond = Some(st.next_to_run - 1);
+            }
+        });
+        if let Some(last) = beyond {
+            if inner.clamp_warned.xchg(1, Relaxed) == 0 {
+                pr_warn!(
+                    "jobqueue (fence context {}): completion of seqno {} beyond the last job \
+                     handed to the ring ({}) ignored\n",
+                    inner.ctx.context(),
+                    seqno,
+                    last
+                );
             }
         }
-        inner.as_arc_borrow().report(seqno, result);
     }
 
     /// Waits until every job submitted so far has signalled, for at most `timeout`.

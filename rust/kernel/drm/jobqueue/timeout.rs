@@ -203,10 +203,12 @@ impl<D: JobQueueDriver> Inner<D> {
             return;
         };
         let now = Instant::<Monotonic>::now().as_nanos();
-        let left = self.timeout.as_nanos() - (now - started);
-        let ms = Delta::from_nanos(left)
-            .as_millis_ceil()
-            .clamp(1, i64::from(u32::MAX)) as u32;
+        self.arm_timeout_in(Delta::from_nanos(self.timeout.as_nanos() - (now - started)));
+    }
+
+    /// Arms the timeout work item to fire in `left`, unless it is pending already.
+    pub(super) fn arm_timeout_in(self: &Arc<Self>, left: Delta) {
+        let ms = left.as_millis_ceil().clamp(1, i64::from(u32::MAX)) as u32;
         // A timer already pending fires no later than this one would: every later job started
         // later. The timeout work item re-arms when it fires early.
         // SAFETY: The armed work item owns a reference to `self`, which owns `timeout_wq`: the
