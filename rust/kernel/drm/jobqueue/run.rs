@@ -42,13 +42,11 @@ impl<D: JobQueueDriver> Inner<D> {
     pub(super) fn process(self: &Arc<Self>, section: &mut SignallingSection) {
         self.apply_deadline();
         loop {
-            let phase = self.state.lock().phase;
-            if phase == Phase::Dying {
-                self.stop_ring();
-                continue;
-            }
-            if !self.step(section) {
-                break;
+            let driver = self.driver_lock.lock();
+            match self.step_locked(driver, None, section, false) {
+                Step::Done | Step::Ran { .. } => {}
+                Step::Dying => self.stop_ring(),
+                Step::Wait | Step::Handoff => break,
             }
         }
         if self.state.lock().phase == Phase::Stopped {
@@ -138,6 +136,8 @@ impl<D: JobQueueDriver> Inner<D> {
             // Nothing pending, or the first job waits for a dependency (its callback queues
             // the work item), for credits (a completion does) or for `unpark()`.
             Step::Wait => false,
+            // Unreachable: a direct step hands a dying queue to the work item.
+            Step::Dying => true,
             // The job went to the ring. Jobs submitted meanwhile queued the work item
             // themselves if they found the lock taken; ours may have been behind one, which
             // the step saw when it marked ours handed.
@@ -159,44 +159,35 @@ impl<D: JobQueueDriver> Inner<D> {
         self.direct_owner.load(Relaxed) == crate::task::Task::current_raw() as usize
     }
 
-    /// Takes the first pending job one step further: runs it, or cancels it, or leaves it
-    /// waiting for a dependency or for credits. Returns whether to go on.
-    fn step(self: &Arc<Self>, section: &mut SignallingSection) -> bool {
-        let driver = self.driver_lock.lock();
-        matches!(
-            self.step_locked(driver, None, section, false),
-            Step::Done | Step::Ran { .. }
-        )
-    }
-
-    /// [`Inner::step`] with the driver lock held, and the state lock if `locked` (which saves
-    /// the direct run a round trip of it). A `direct` step (from [`Inner::run_direct`]) only
-    /// hands a job to `run()`: a job that will not run, or a late report, is left to the work
-    /// item ([`Step::Handoff`]).
+    /// Takes the first pending job one step further, with the driver lock held, and the state
+    /// lock if `locked` (which saves the direct run a round trip of it): runs the job, or
+    /// cancels it, or leaves it waiting for a dependency, for credits or for `unpark()`. A
+    /// dying queue's ring is stopped first ([`Step::Dying`]). A `direct` step (from
+    /// [`Inner::run_direct`]) only hands a job to `run()`: a job that will not run, a dying
+    /// queue, or a late report, is left to the work item ([`Step::Handoff`]).
     fn step_locked<'a>(
         self: &'a Arc<Self>,
         mut driver: MutexGuard<'a, Head<D>>,
-        mut locked: Option<Guard<'a, State<D>, SpinLockIrqBackend>>,
+        locked: Option<Guard<'a, State<D>, SpinLockIrqBackend>>,
         section: &mut SignallingSection,
         direct: bool,
     ) -> Step {
+        let mut st = match locked {
+            Some(st) => st,
+            None => self.state.lock(),
+        };
+        if st.phase == Phase::Dying {
+            return if direct { Step::Handoff } else { Step::Dying };
+        }
         let mut node = match driver.take() {
             Some(node) => node,
             None => {
-                let mut st = match locked.take() {
-                    Some(st) => st,
-                    None => self.state.lock(),
-                };
                 let seqno = st.next_to_run;
                 if seqno == st.next_seqno {
                     return Step::Wait;
                 }
                 match st.pending.pop_front() {
-                    Some(node) => {
-                        // Kept for the decision below if there are no dependencies to poll.
-                        locked = Some(st);
-                        node
-                    }
+                    Some(node) => node,
                     None => {
                         // Unreachable: `submit` appends every job it counts in `next_seqno`.
                         crate::warn_on!(true);
@@ -210,23 +201,27 @@ impl<D: JobQueueDriver> Inner<D> {
         };
         if (node.next_dep as usize) < node.deps.len() {
             // Dependencies: polled with no queue lock held.
-            drop(locked.take());
+            let seqno = st.next_to_run;
+            drop(st);
             let deadline = match self.deadline_last.load(Relaxed) {
                 0 => None,
-                _ => self.deadline_for(self.state.lock().next_to_run),
+                _ => self.deadline_for(seqno),
             };
             if !self.poll_deps(node.as_mut(), deadline) {
                 *driver = Some(node);
                 return Step::Wait;
             }
+            st = self.state.lock();
+            if st.phase == Phase::Dying {
+                // Killed meanwhile: the ring is stopped first.
+                drop(st);
+                *driver = Some(node);
+                return if direct { Step::Handoff } else { Step::Dying };
+            }
         }
         let n = node.as_mut().project();
         // Unreachable without a fence (see below): then no credits are checked.
         let credits = n.fence.as_ref().map_or(0, |f| f.credits);
-        let mut st = match locked {
-            Some(st) => st,
-            None => self.state.lock(),
-        };
         let seqno = st.next_to_run;
         let mut skip = match (st.phase, *n.dep_error) {
             (_, Some(e)) => Some(Skip::Dependency(e)),
@@ -347,4 +342,6 @@ enum Step {
     Wait,
     /// A direct step stopped short: the work item must go on.
     Handoff,
+    /// The queue is dying: the work item stops the ring before it goes on.
+    Dying,
 }
