@@ -153,9 +153,8 @@ def main():
                   "fence signalled (drm_sched: and every job was freed). The ns/job column is "
                   "TCG time, to compare between the three credit counts only.\n")
         if not any(b == "smp" and i == "c" for (i, b, n, k) in groups):
-            md.append("drm_sched's two-CPU case was skipped (known broken: its mock completer's "
-                      "`dma_fence_signal()` oopses, see `sched_bench.c`), so there is no ratio; "
-                      "n/a above is not a result.\n")
+            md.append("drm_sched's two-CPU case was skipped (see the KUnit log), so there is "
+                      "no ratio; n/a above is not a result.\n")
 
     md.append("### Memory per waiting job (sum of `ksize()` of what one job holds)\n")
     md.append("| dependencies | JobQueue bytes | drm_sched bytes |\n|---|---|---|")
