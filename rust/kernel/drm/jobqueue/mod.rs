@@ -329,8 +329,8 @@ type Head<D> = Option<NodeBox<D>>;
 ///
 /// - `oldest <= handed <= next_to_run <= next_seqno`.
 /// - The jobs `[oldest, next_to_run)` are in flight: their unsignalled done fences are in
-///   `inflight`, in seqno order. [`JobQueue::complete`] and the other signalling paths only signal the
-///   jobs `[oldest, handed)`.
+///   `inflight`, in seqno order. [`JobQueue::complete`] and the other signalling paths only
+///   signal the jobs `[oldest, handed)`.
 /// - `[handed, next_to_run)` is empty, or is the one job whose `run()` is executing, and then
 ///   `running == Some(handed)`. `cold.late` is `None` unless `running` is `Some`.
 /// - The jobs `[next_to_run, next_seqno)` are pending: the first one is in `pending` or held by
