@@ -71,7 +71,8 @@ impl<D: JobQueueDriver> Inner<D> {
             }
             // The next dependency has not been told any deadline.
             *n.deadline_sent = i64::MAX;
-            match dep.status() {
+            // Lock-free when the fence is known to have signalled (the common case here).
+            match dep.signalled_status().or_else(|| dep.status()) {
                 Some(Ok(())) => *n.next_dep += 1,
                 Some(Err(e)) => {
                     // The job will not run, but its fence still waits for the others: it

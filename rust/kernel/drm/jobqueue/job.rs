@@ -289,9 +289,10 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// left as it was.
     pub fn add_dependency(&mut self, fence: ARef<Fence>) -> Result {
         let node = self.node.as_mut().project();
-        // The lock-free check first: `status()` takes the fence's lock.
+        // Lock-free: `is_signaled()` signals a fence whose driver says it is done, and
+        // `signalled_status()` then reads its error without its lock.
         if fence.is_signaled() {
-            if let Some(Err(e)) = fence.status() {
+            if let Some(Err(e)) = fence.signalled_status() {
                 node.dep_error.get_or_insert(e);
             }
             return Ok(());
