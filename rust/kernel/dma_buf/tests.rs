@@ -823,6 +823,89 @@ mod ext {
         Ok(())
     }
 
+    /// `signal_batch()` on one CPU and single `signal()`s on another, on one timeline, each
+    /// going from its latest fence back: every fence still signals once, in seqno order, with
+    /// its own result and, for the batched ones, the batch's timestamp. Each batch also carries
+    /// a fence of a second timeline.
+    #[test]
+    fn batch_and_single_signallers_keep_order() -> Result {
+        use crate::dma_buf::DriverFence;
+        use crate::time::{
+            Instant,
+            Monotonic, //
+        };
+        const N: usize = 512;
+        const BATCH: usize = 8;
+        let (ctx, other) = (ctx()?, super::util::ctx()?);
+        let seen = Arc::pin_init(
+            new_spinlock_irq!(KVec::<u64>::with_capacity(N, GFP_KERNEL)?),
+            GFP_KERNEL,
+        )?;
+        let ts = Instant::<Monotonic>::now();
+        // The result each fence is signalled with.
+        let result = |seqno: u64| if seqno % 7 == 0 { Err(EIO) } else { Ok(()) };
+        let mut consumers = KVec::with_capacity(N, GFP_KERNEL)?;
+        let mut regs = KVec::with_capacity(N, GFP_KERNEL)?;
+        // Even groups of `BATCH` go to the batch signaller, in batches, odd ones to this thread.
+        let mut batches = KVec::with_capacity(N / BATCH / 2, GFP_KERNEL)?;
+        let mut single = KVec::with_capacity(N / 2, GFP_KERNEL)?;
+        let mut other_consumers = KVec::with_capacity(N / BATCH / 2, GFP_KERNEL)?;
+        for g in 0..N / BATCH {
+            let mut batch = KVec::with_capacity(BATCH + 1, GFP_KERNEL)?;
+            for _ in 0..BATCH {
+                let f = fence(&ctx)?;
+                let c = f.fence();
+                let reg = KBox::try_pin_init(
+                    FenceCbRegistration::new(c.clone(), Record(c.seqno(), seen.clone())),
+                    GFP_KERNEL,
+                )
+                .map_err(Error::from)?;
+                regs.push(reg, GFP_KERNEL)?;
+                let res = result(c.seqno());
+                consumers.push(c, GFP_KERNEL)?;
+                if g % 2 == 0 {
+                    batch.push((f, res), GFP_KERNEL)?;
+                } else {
+                    single.push((f, res), GFP_KERNEL)?;
+                }
+            }
+            if g % 2 == 0 {
+                // Latest first within the batch, then the other timeline's fence.
+                batch.reverse();
+                let o = fence(&other)?;
+                other_consumers.push(o.fence(), GFP_KERNEL)?;
+                batch.push((o, Ok(())), GFP_KERNEL)?;
+                batches.push(batch, GFP_KERNEL)?;
+            }
+        }
+        let done = spawn(move || {
+            // The latest batch first.
+            while let Some(batch) = batches.pop() {
+                let _ = DriverFence::signal_batch(batch, ts);
+            }
+        })?;
+        while let Some((f, res)) = single.pop() {
+            let _ = f.signal(res);
+        }
+        done.join();
+        for c in Iterator::chain(consumers.iter(), other_consumers.iter()) {
+            c.wait(false)?;
+        }
+        for (i, c) in consumers.iter().enumerate() {
+            assert_eq!(c.status(), Some(result(c.seqno())));
+            if (i / BATCH) % 2 == 0 {
+                // SAFETY: The fence is signalled, so its timestamp is set and stable.
+                let got = unsafe { (*c.as_raw()).__bindgen_anon_2.timestamp };
+                assert_eq!(got, ts.as_nanos());
+            }
+        }
+        assert!(other_consumers.iter().all(|c| c.status() == Some(Ok(()))));
+        let order = seen.lock();
+        assert_eq!(order.len(), N);
+        assert!(order.windows(2).all(|w| w[0] < w[1]));
+        Ok(())
+    }
+
     #[cfg(CONFIG_SYNC_FILE)]
     #[test]
     fn sync_file_round_trip() -> Result {
