@@ -319,8 +319,8 @@ enum Phase {
     Stopped,
 }
 
-/// The first pending job, once the run path took it out of [`State::pending`] to wait: held by
-/// `Inner::driver_lock`.
+/// The first pending job, once the run path took it out of [`State::pending`] (to wait, or
+/// when it handed the job before it to the ring): held by `Inner::driver_lock`.
 type Head<D> = Option<NodeBox<D>>;
 
 /// Mutable queue state, protected by `Inner::state`.
@@ -409,8 +409,7 @@ struct Inner<D: JobQueueDriver> {
     /// Only called with `driver_lock` held.
     driver: D,
     /// Serialises the calls of the driver's methods, and holds the first pending job once the
-    /// run path took it out of `pending` to wait for its dependencies, for credits or for
-    /// `unpark()`. Never held while allocating.
+    /// run path took it out of `pending` ([`Head`]). Never held while allocating.
     #[pin]
     driver_lock: Mutex<Head<D>>,
     ctx: Arc<FenceCtx>,

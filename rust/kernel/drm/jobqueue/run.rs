@@ -172,53 +172,75 @@ impl<D: JobQueueDriver> Inner<D> {
         section: &mut SignallingSection,
         direct: bool,
     ) -> Step {
-        let mut st = match locked {
-            Some(st) => st,
-            None => self.state.lock(),
-        };
-        if st.phase == Phase::Dying {
-            return if direct { Step::Handoff } else { Step::Dying };
-        }
-        let mut node = match driver.take() {
-            Some(node) => node,
-            None => {
-                let seqno = st.next_to_run;
-                if seqno == st.next_seqno {
-                    return Step::Wait;
+        // A head job kept by an earlier step is polled before the state lock is taken; else
+        // the first pending job is taken under it.
+        let (mut node, mut held) = match (driver.take(), locked) {
+            (Some(node), None) => (node, None),
+            (head, locked) => {
+                let mut st = match locked {
+                    Some(st) => st,
+                    None => self.state.lock(),
+                };
+                if st.phase == Phase::Dying {
+                    *driver = head;
+                    return if direct { Step::Handoff } else { Step::Dying };
                 }
-                match st.pending.pop_front() {
+                let node = match head {
                     Some(node) => node,
                     None => {
-                        // Unreachable: `submit` appends every job it counts in `next_seqno`.
-                        crate::warn_on!(true);
-                        // INVARIANT: Skip the seqno; `drain` skips its missing entry too.
-                        st.next_to_run = seqno + 1;
-                        st.handed = seqno + 1;
-                        return Step::Done;
+                        let seqno = st.next_to_run;
+                        if seqno == st.next_seqno {
+                            return Step::Wait;
+                        }
+                        match st.pending.pop_front() {
+                            Some(node) => node,
+                            None => {
+                                // Unreachable: `submit` appends every job it counts in
+                                // `next_seqno`.
+                                crate::warn_on!(true);
+                                // INVARIANT: Skip the seqno; `drain` skips its missing entry.
+                                st.next_to_run = seqno + 1;
+                                st.handed = seqno + 1;
+                                return Step::Done;
+                            }
+                        }
                     }
-                }
+                };
+                (node, Some(st))
             }
         };
         if (node.next_dep as usize) < node.deps.len() {
             // Dependencies: polled with no queue lock held.
-            let seqno = st.next_to_run;
-            drop(st);
+            drop(held.take());
             let deadline = match self.deadline_last.load(Relaxed) {
                 0 => None,
-                _ => self.deadline_for(seqno),
+                _ => node
+                    .fence
+                    .as_ref()
+                    .and_then(|f| self.deadline_for(f.as_fence().seqno())),
             };
             if !self.poll_deps(node.as_mut(), deadline) {
                 *driver = Some(node);
+                if !direct && self.state.lock().phase == Phase::Dying {
+                    // Killed meanwhile: the ring is stopped first.
+                    return Step::Dying;
+                }
                 return Step::Wait;
             }
-            st = self.state.lock();
-            if st.phase == Phase::Dying {
-                // Killed meanwhile: the ring is stopped first.
-                drop(st);
-                *driver = Some(node);
-                return if direct { Step::Handoff } else { Step::Dying };
-            }
         }
+        let mut st = match held {
+            Some(st) => st,
+            None => {
+                let st = self.state.lock();
+                if st.phase == Phase::Dying {
+                    // Killed since the job became the head: the ring is stopped first.
+                    drop(st);
+                    *driver = Some(node);
+                    return if direct { Step::Handoff } else { Step::Dying };
+                }
+                st
+            }
+        };
         let n = node.as_mut().project();
         // Unreachable without a fence (see below): then no credits are checked.
         let credits = n.fence.as_ref().map_or(0, |f| f.credits);
@@ -279,6 +301,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 st.credits_in_use += credits;
                 // INVARIANT: `run()` executes for `seqno` until `handed` passes it.
                 st.running = Some(seqno);
+                // The next pending job becomes the head in this critical section (the head was
+                // taken above): the next step polls its dependencies before taking the lock.
+                *driver = st.pending.pop_front();
                 self.trace_job(JobEvent::Run, seqno, st.stats.pending, st.credits_in_use);
                 drop(st);
                 // SAFETY: The fence is in the in-flight list, which holds a reference to it
