@@ -29,7 +29,7 @@ __rust_helper bool rust_helper_dma_fence_is_signaled(struct dma_fence *fence)
 
 __rust_helper bool rust_helper_dma_fence_test_signaled_flag(struct dma_fence *fence)
 {
-	return test_bit(DMA_FENCE_FLAG_SIGNALED_BIT, &fence->flags);
+	return dma_fence_test_signaled_flag(fence);
 }
 
 __rust_helper void rust_helper_dma_fence_set_error(struct dma_fence *fence, int error)

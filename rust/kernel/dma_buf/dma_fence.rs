@@ -687,30 +687,38 @@ impl<T> DriverFence<T> {
         fences: impl IntoIterator<Item = (Self, Result)>,
         timestamp: Instant<Monotonic>,
     ) -> Signalled {
+        /// Fences of one timeline queued per critical section, at most.
+        const CHUNK: usize = 8;
         let mut fences = fences.into_iter().peekable();
-        while let Some((fence, res)) = fences.next() {
-            let mut fence = ManuallyDrop::new(fence);
-            let Some(ctx) = fence.ctx().cloned() else {
-                // Unreachable: every live fence has its context.
-                crate::warn_on!(true);
+        while let Some((first, res)) = fences.next() {
+            let Some(ctx) = first.ctx().cloned() else {
+                // Unreachable: every live fence has its context. Dropping it warns, as
+                // `complete()` does when it finds none.
+                drop(first);
                 continue;
             };
-            let mut order = ctx.order.lock();
-            // SAFETY: `fence` is never used again; `order` is the lock of its timeline.
-            unsafe { fence.enqueue(&mut order, res, Some(timestamp)) };
-            // The fences after it of the same timeline, in the same critical section.
-            while let Some((next, _)) = fences.peek() {
-                if !next.ctx().is_some_and(|c| Arc::ptr_eq(c, &ctx)) {
-                    break;
-                }
-                let Some((next, res)) = fences.next() else {
-                    break;
-                };
-                let mut next = ManuallyDrop::new(next);
-                // SAFETY: As above; `next` is of the same timeline.
-                unsafe { next.enqueue(&mut order, res, Some(timestamp)) };
+            // The iterator is only advanced with no lock held: it may drop fences (a `filter`,
+            // say), which signals them, or sleep.
+            let mut chunk: [Option<(Self, Result)>; CHUNK] = Default::default();
+            chunk[0] = Some((first, res));
+            let mut n = 1;
+            while n < CHUNK
+                && fences
+                    .peek()
+                    .is_some_and(|(f, _)| f.ctx().is_some_and(|c| Arc::ptr_eq(c, &ctx)))
+            {
+                chunk[n] = fences.next();
+                n += 1;
             }
-            Self::signal_in_order(&ctx, order);
+            let mut order = ctx.order.lock();
+            for (fence, res) in chunk.iter_mut().filter_map(Option::take) {
+                let mut fence = ManuallyDrop::new(fence);
+                // SAFETY: `fence` is never used again; `order` is the lock of its timeline
+                // (`ctx`, which it shares with the chunk's first fence).
+                unsafe { fence.enqueue(&mut order, res, Some(timestamp)) };
+            }
+            // SAFETY: `order` is the guard of `ctx.order`.
+            unsafe { Self::signal_in_order(&ctx, order) };
         }
         Signalled(())
     }
@@ -741,7 +749,8 @@ impl<T> DriverFence<T> {
         let mut order = ctx.order.lock();
         // SAFETY: Called once, after which `self` is not used; `order` is its timeline's lock.
         unsafe { self.enqueue(&mut order, res, timestamp) };
-        Self::signal_in_order(&ctx, order);
+        // SAFETY: `order` is the guard of `ctx.order`.
+        unsafe { Self::signal_in_order(&ctx, order) };
     }
 
     /// Hands the fence, its data, context and reference over to its timeline's
@@ -779,7 +788,14 @@ impl<T> DriverFence<T> {
 
     /// Unless another thread signals the timeline `ctx` already, signals the fences of its
     /// `Order::deferred` list that are next in order, outside the lock, until none is.
-    fn signal_in_order<'a>(ctx: &'a FenceCtx, mut order: Guard<'a, Order, SpinLockIrqBackend>) {
+    ///
+    /// # Safety
+    ///
+    /// `order` is the guard of `ctx.order`.
+    unsafe fn signal_in_order<'a>(
+        ctx: &'a FenceCtx,
+        mut order: Guard<'a, Order, SpinLockIrqBackend>,
+    ) {
         if order.busy {
             // Another thread signals this timeline; its loop picks these fences up in turn.
             return;
