@@ -341,10 +341,10 @@ impl<D: JobQueueDriver> PreparedJob<D> {
     /// was killed since [`JobQueue::prepare`], the fence signals `-ENODEV` (once the jobs
     /// before it have signalled).
     ///
-    /// If the job is the first pending one, its dependencies have signalled and the ring has
-    /// the credits, and no work item or other submitter is calling the driver, the job is
-    /// handed to [`JobQueueDriver::run`] right here, inside a signalling section, with no
-    /// workqueue hop (the direct run); otherwise the queue's work item takes it.
+    /// If no work item or other submitter is calling the driver, the first pending job (this
+    /// one, or an earlier one) is handed to [`JobQueueDriver::run`] right here if its
+    /// dependencies have signalled and the ring has the credits, inside a signalling section,
+    /// with no workqueue hop (the direct run); otherwise the queue's work item takes it.
     ///
     /// # Context
     ///
@@ -372,7 +372,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         // begins before the state lock, which the direct run goes on holding.
         let driver = queue.driver_lock.try_lock();
         let mut section = driver.as_ref().map(|_| SignallingSection::begin());
-        let (done, previous) = {
+        let (done, previous, kick) = {
             let mut st = queue.state.lock();
             // Creating the fence under the lock makes seqno order the submission order. It
             // takes the seqno `st.next_seqno`.
@@ -399,13 +399,16 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             let previous = st.last_submitted.replace(done.clone());
             let kick = match (driver, section.as_mut()) {
                 (Some(driver), Some(section)) => queue.run_direct(driver, st, section),
-                _ => true,
+                _ => {
+                    drop(st);
+                    true
+                }
             };
-            if kick {
-                queue.as_arc_borrow().kick();
-            }
-            (done, previous)
+            (done, previous, kick)
         };
+        if kick {
+            queue.as_arc_borrow().kick();
+        }
         drop(section);
         // Outside the locks and the signalling section: this may be the last reference to an
         // old fence.
@@ -493,7 +496,9 @@ impl<D: JobQueueDriver> Drop for Pending<D> {
 /// `first` is null or a pointer from [`ForeignOwnable::into_foreign`] of a
 /// `DriverFence<JobData<D>>` the list owns, whose `next` is null or the next fence the list
 /// owns, and so on; `last` is null if `first` is, else the last fence of that chain. A fence
-/// is owned by at most one list, and a fence in no list has a null `next`.
+/// is owned by at most one list, and a fence in no list has a null `next`. The list, and the
+/// `next` of its fences, are only used under the state lock of the queue whose `State` holds
+/// it.
 pub(super) struct InFlight<D: JobQueueDriver> {
     first: *mut c_void,
     last: *mut c_void,

@@ -148,8 +148,7 @@ impl<D: JobQueueDriver> Inner<D> {
                 st.next_to_run != st.next_seqno
             }
             // A job that will not run (or a dying queue): the work item signals it and drops
-            // it, outside the submitter's locks. (A report that arrived during `run()` is
-            // applied here, as a `complete()` called by `run()` itself would be.)
+            // it, outside the submitter's locks.
             Step::Handoff => true,
         }
     }
@@ -163,8 +162,9 @@ impl<D: JobQueueDriver> Inner<D> {
     /// lock if `locked` (which saves the direct run a round trip of it): runs the job, or
     /// cancels it, or leaves it waiting for a dependency, for credits or for `unpark()`. A
     /// dying queue's ring is stopped first ([`Step::Dying`]). A `direct` step (from
-    /// [`Inner::run_direct`]) only hands a job to `run()`: a job that will not run, a dying
-    /// queue, or a late report, is left to the work item ([`Step::Handoff`]).
+    /// [`Inner::run_direct`]) only hands a job to `run()`: a job that will not run, or a
+    /// dying queue, is left to the work item ([`Step::Handoff`]); a report that arrived
+    /// during `run()` is applied right after it, as a `complete()` called by `run()` would be.
     fn step_locked<'a>(
         self: &'a Arc<Self>,
         mut driver: MutexGuard<'a, Head<D>>,
@@ -280,6 +280,13 @@ impl<D: JobQueueDriver> Inner<D> {
             st.handed = seqno + 1;
             st.stats.pending -= 1;
             st.stats.errored += 1;
+            drop(st);
+            drop(driver);
+            // Outside the locks and the signalling section, as below.
+            section.suspend(|| {
+                drop(job);
+                drop(node);
+            });
             return Step::Done;
         };
         let done: *const Fence = fence.as_fence();
@@ -306,9 +313,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 *driver = st.pending.pop_front();
                 self.trace_job(JobEvent::Run, seqno, st.stats.pending, st.credits_in_use);
                 drop(st);
-                // SAFETY: The fence is in the in-flight list, which holds a reference to it
-                // until it signals; no path signals it before `handed` passes `seqno` (type
-                // invariant of `State`), which is after `run()` returns.
+                // SAFETY: `node.keep` holds a reference to the fence until the end of this
+                // step (and no path signals it before `handed` passes `seqno`, after `run()`
+                // returns: type invariant of `State`).
                 let done = unsafe { &*done };
                 self.driver.run(job, seqno, done);
                 if let Some(d) = self.deadline_for(seqno) {

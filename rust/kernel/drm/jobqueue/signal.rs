@@ -268,7 +268,9 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
             }
             // Outside the state lock: callbacks on the fences may look at this queue's
-            // counters (see `Inner`'s locking rules). In seqno order, under `signal_lock`.
+            // counters (see `Inner`'s locking rules). Handed over in seqno order, under
+            // `signal_lock`; the timeline signals them in that order, here or, if another
+            // thread is signalling it (a done fence dropped elsewhere), in that thread.
             if let Some(now) = now {
                 let _ = DriverFence::signal_batch(
                     batch
