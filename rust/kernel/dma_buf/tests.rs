@@ -906,6 +906,41 @@ mod ext {
         Ok(())
     }
 
+    /// `signal_batch()` takes any iterator, also one that drops the fences it leaves out,
+    /// which signals them (`-ECANCELED`) through their timeline's lock: that must not deadlock
+    /// (it did while the iterator was advanced under that lock).
+    #[test]
+    fn batch_iterator_may_drop_fences() -> Result {
+        use crate::dma_buf::DriverFence;
+        use crate::time::{
+            Instant,
+            Monotonic, //
+        };
+        let ctx = ctx()?;
+        let mut fences = KVec::with_capacity(4, GFP_KERNEL)?;
+        let mut consumers = KVec::with_capacity(4, GFP_KERNEL)?;
+        for _ in 0..4 {
+            let f = fence(&ctx)?;
+            consumers.push(f.fence(), GFP_KERNEL)?;
+            fences.push((f, Ok(())), GFP_KERNEL)?;
+        }
+        let dropped = consumers[2].seqno();
+        {
+            let _expect = ExpectSplat::new(c"driver-fence-dropped-unsignalled");
+            let _ = DriverFence::signal_batch(
+                fences
+                    .into_iter()
+                    .filter(|(f, _)| f.as_fence().seqno() != dropped),
+                Instant::<Monotonic>::now(),
+            );
+        }
+        assert_eq!(consumers[0].status(), Some(Ok(())));
+        assert_eq!(consumers[1].status(), Some(Ok(())));
+        assert_eq!(consumers[2].status(), Some(Err(ECANCELED)));
+        assert_eq!(consumers[3].status(), Some(Ok(())));
+        Ok(())
+    }
+
     #[cfg(CONFIG_SYNC_FILE)]
     #[test]
     fn sync_file_round_trip() -> Result {
