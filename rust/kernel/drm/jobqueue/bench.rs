@@ -55,8 +55,8 @@ use crate::{
     },
 };
 
-/// Repetitions of every measurement.
-const REPEATS: usize = 5;
+/// Repetitions of every many-queue measurement (the others ask `jq_bench_repeats()`).
+const SCALE_REPEATS: usize = 5;
 /// Jobs per measurement (rounds of `inflight` jobs).
 const JOBS: usize = 65536;
 /// Jobs in flight at once, for the in-flight sweep (no dependencies).
@@ -298,6 +298,35 @@ extern "C" {
     ) -> *mut core::ffi::c_void;
     /// Waits until `f` of [`jq_bench_spawn_on_cpu`] returned, and frees the thread.
     fn jq_bench_join(thread: *mut core::ffi::c_void);
+    /// Which schedulers the paired cases measure: bit 0 the JobQueue, bit 1 `drm_sched` (boot
+    /// parameter `sched_bench.impls`, for profiles; same file).
+    fn jq_bench_impls() -> u32;
+    /// Repetitions of every paired measurement (same file).
+    fn jq_bench_repeats() -> u32;
+    /// One `drm_sched` measurement of `bench` (`fence_floor`, `inflight`, `deps` or `smp`),
+    /// reported with `impl=c` (same file). Must be called from a KUnit case.
+    fn jq_bench_c(bench: *const crate::ffi::c_char, inflight: u32, deps: u32);
+}
+
+/// Measures `bench` `jq_bench_repeats()` times with each scheduler, alternating which goes
+/// first (JobQueue, drm_sched, drm_sched, JobQueue, ...): the drift of the machine over a run
+/// then biases neither. `rust` measures and reports the JobQueue once.
+fn paired(bench: &CStr, inflight: usize, deps: usize, mut rust: impl FnMut() -> Result) -> Result {
+    // SAFETY: Reads a boot parameter.
+    let impls = unsafe { jq_bench_impls() };
+    // SAFETY: Returns a constant.
+    let repeats = unsafe { jq_bench_repeats() };
+    for rep in 0..repeats {
+        for c_turn in [rep % 2 == 1, rep % 2 == 0] {
+            if !c_turn && impls & 1 != 0 {
+                rust()?;
+            } else if c_turn && impls & 2 != 0 {
+                // SAFETY: Called from a KUnit case (this one), with a NUL-terminated name.
+                unsafe { jq_bench_c(bench.as_char_ptr(), inflight as u32, deps as u32) };
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the two-CPU completer shares with the submitter.
@@ -501,29 +530,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fence_floor_rust() -> Result {
-        for _ in 0..REPEATS {
-            let t = fence_floor()?;
-            report("fence_floor", 0, 0, JOBS, [0, 0, t], 0);
-        }
-        Ok(())
+    fn fence_floor() -> Result {
+        paired(c"fence_floor", 0, 0, || {
+            report("fence_floor", 0, 0, JOBS, [0, 0, super::fence_floor()?], 0);
+            Ok(())
+        })
     }
 
     #[test]
-    fn jobqueue_inflight() -> Result {
+    fn inflight() -> Result {
         for n in INFLIGHT {
-            for _ in 0..REPEATS {
+            paired(c"inflight", n, 0, || {
                 let (t, bytes) = run_queue(n, 0)?;
                 report("inflight", n, 0, JOBS.div_ceil(n) * n, t, bytes);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     #[test]
-    fn jobqueue_scale() -> Result {
+    fn scale() -> Result {
         for n in SCALE_QUEUES {
-            for _ in 0..REPEATS {
+            for _ in 0..SCALE_REPEATS {
                 report_scale(n, &run_scale(n)?);
             }
         }
@@ -531,7 +560,7 @@ mod tests {
     }
 
     #[test]
-    fn jobqueue_smp() -> Result {
+    fn smp() -> Result {
         // SAFETY: Reads a global counter.
         if unsafe { jq_bench_online_cpus() } < 2 {
             // SAFETY: Called from a KUnit case, with a static string.
@@ -539,20 +568,22 @@ mod tests {
             return Ok(());
         }
         for n in SMP_INFLIGHT {
-            for _ in 0..REPEATS {
+            paired(c"smp", n, 0, || {
                 report("smp", n, 0, SMP_JOBS, run_smp(n)?, 0);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     #[test]
-    fn jobqueue_deps() -> Result {
+    fn deps() -> Result {
         for k in DEPS {
-            for _ in 0..REPEATS {
+            paired(c"deps", DEPS_INFLIGHT, k, || {
                 let (t, bytes) = run_queue(DEPS_INFLIGHT, k)?;
                 report("deps", DEPS_INFLIGHT, k, JOBS, t, bytes);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }

@@ -17,5 +17,8 @@ void jq_bench_relax(void);
 int jq_bench_pin(int cpu);
 void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg);
 void jq_bench_join(void *thread);
+unsigned int jq_bench_impls(void);
+unsigned int jq_bench_repeats(void);
+void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps);
 
 #endif /* _DRM_SCHED_BENCH_H_ */
