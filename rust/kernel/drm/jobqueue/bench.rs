@@ -29,7 +29,6 @@ use super::{
 use crate::{
     bindings,
     dma_buf::{
-        DriverFence,
         DriverFenceAllocation,
         Fence,
         FenceCtx, //
@@ -54,6 +53,7 @@ use crate::{
         Monotonic, //
     },
 };
+use core::ptr::NonNull;
 
 /// Repetitions of every many-queue measurement (the others ask `jq_bench_repeats()`).
 const SCALE_REPEATS: usize = 5;
@@ -166,6 +166,15 @@ fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], b
     ));
 }
 
+/// A dependency fence of the timeline `ctx` with `seqno`, as the C suite makes them (a plain
+/// `dma_fence` of `sched_bench.c`): both schedulers wait on the same kind of fence.
+fn dep_fence(ctx: u64, seqno: u64) -> Result<ARef<Fence>> {
+    // SAFETY: Allocates and initialises a fence; callable from process context.
+    let f = NonNull::new(unsafe { jq_bench_dep_new(ctx, seqno) }).ok_or(ENOMEM)?;
+    // SAFETY: `f` is a live fence whose one reference we own.
+    Ok(unsafe { Fence::from_raw_owned(f) })
+}
+
 /// Waits until `target` jobs of the round reached the ring.
 fn wait_on_ring(hw: &BenchHw, target: u64) {
     let mut r = hw.ring.lock();
@@ -180,27 +189,26 @@ fn wait_on_ring(hw: &BenchHw, target: u64) {
 fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
     let hw = BenchHw::new()?;
     let q = bench_queue(&hw, c"bench", inflight, &JobQueueWorkqueues::new(c"bench")?)?;
-    let mut ctxs = KVec::with_capacity(deps, GFP_KERNEL)?;
-    for _ in 0..deps {
-        ctxs.push(FenceCtx::new(c"bench", c"dep")?, GFP_KERNEL)?;
-    }
+    // SAFETY: Allocates fence context numbers; callable from any context.
+    let dep_ctx = unsafe { bindings::dma_fence_context_alloc(deps.max(1) as u32) };
     let rounds = JOBS.div_ceil(inflight);
     let mut t = [0i64; 3];
     // Start without RCU callbacks (freed fences) of earlier measurements pending.
     crate::sync::rcu::rcu_barrier();
     let mut bytes = 0;
     let mut jobs: KVec<PreparedJob<BenchDriver>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
-    let mut dep_fences: KVec<DriverFence<()>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
     let mut dep_refs: KVec<ARef<Fence>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
     let mut done: KVec<ARef<Fence>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
     for round in 0..rounds {
         // Not timed: the dependencies' producers, and the driver's own allocations.
-        for _ in 0..inflight {
-            for c in ctxs.iter() {
-                let f = c.new_fence(DriverFenceAllocation::new((), GFP_KERNEL)?);
-                dep_refs.push(f.fence(), GFP_KERNEL)?;
-                dep_fences.push(f, GFP_KERNEL)?;
-            }
+        for i in 0..inflight * deps {
+            dep_refs.push(
+                dep_fence(
+                    dep_ctx + (i % deps) as u64,
+                    (round * inflight + i / deps + 1) as u64,
+                )?,
+                GFP_KERNEL,
+            )?;
         }
         hw.ring.lock().target = ((round + 1) * inflight) as u64;
 
@@ -221,8 +229,9 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
         }
         let t1 = now();
         // The producers finish; the queue runs the round.
-        for f in dep_fences.drain_all() {
-            let _ = f.signal(Ok(()));
+        for f in dep_refs.drain_all() {
+            // SAFETY: `f` is a fence of `jq_bench_dep_new()`, whose reference we hand over.
+            unsafe { jq_bench_dep_signal(ARef::into_raw(f).as_ptr().cast()) };
         }
         wait_on_ring(&hw, ((round + 1) * inflight) as u64);
         // The interrupt: the whole round finished.
@@ -242,7 +251,6 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
                 return Err(EIO);
             }
         }
-        dep_refs.clear();
     }
     if q.stats().completed != (rounds * inflight) as u64 {
         return Err(EIO);
@@ -298,6 +306,11 @@ extern "C" {
     ) -> *mut core::ffi::c_void;
     /// Waits until `f` of [`jq_bench_spawn_on_cpu`] returned, and frees the thread.
     fn jq_bench_join(thread: *mut core::ffi::c_void);
+    /// A dependency fence of timeline `ctx` with `seqno` and one reference, null without
+    /// memory (same file).
+    fn jq_bench_dep_new(ctx: u64, seqno: u64) -> *mut bindings::dma_fence;
+    /// Signals `f` and drops the reference of [`jq_bench_dep_new`] (same file).
+    fn jq_bench_dep_signal(f: *mut bindings::dma_fence);
     /// Which schedulers the paired cases measure: bit 0 the JobQueue, bit 1 `drm_sched` (boot
     /// parameter `sched_bench.impls`, for profiles; same file).
     fn jq_bench_impls() -> u32;

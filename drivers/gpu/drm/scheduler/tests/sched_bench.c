@@ -252,6 +252,30 @@ static const struct dma_fence_ops dep_fence_ops = {
 	.get_timeline_name = bench_name,
 };
 
+/*
+ * The benchmarks' dependencies: plain dma_fences of foreign timelines, made
+ * and signalled by the same code for both schedulers (the Rust suite calls
+ * these too), so that neither pays for the other's fence type.
+ */
+static DEFINE_SPINLOCK(dep_lock);
+
+/* A dependency fence of timeline @ctx with @seqno, one reference; NULL on ENOMEM. */
+struct dma_fence *jq_bench_dep_new(u64 ctx, u64 seqno)
+{
+	struct dma_fence *f = kzalloc_obj(*f, GFP_KERNEL);
+
+	if (f)
+		dma_fence_init(f, &dep_fence_ops, &dep_lock, ctx, seqno);
+	return f;
+}
+
+/* Signals @f and drops the reference of jq_bench_dep_new(). */
+void jq_bench_dep_signal(struct dma_fence *f)
+{
+	dma_fence_signal(f);
+	dma_fence_put(f);
+}
+
 KUNIT_DEFINE_ACTION_WRAPPER(kvfree_action, kvfree, const void *);
 
 /* The mock hardware of one measurement, with a ring of @ring_size; freed with the test. */
@@ -351,14 +375,12 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	u64 dep_ctx = dma_fence_context_alloc(deps ?: 1);
 	struct dma_fence **dep = NULL, **done;
 	struct bench_hw *hw;
-	spinlock_t dep_lock;	/* of the dependency fences */
 	unsigned long flags;
 	ktime_t t0, t1, t2, t3, t4;
 	int ret;
 
 	KUNIT_ASSERT_NOT_NULL(test, q);
 	hw = bench_hw_create(test, inflight);
-	spin_lock_init(&dep_lock);
 	done = kvcalloc(inflight, sizeof(*done), GFP_KERNEL);
 	if (deps)
 		dep = kvcalloc((size_t)inflight * deps, sizeof(*dep), GFP_KERNEL);
@@ -371,10 +393,8 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	for (r = 0; r < rounds; r++) {
 		/* Not timed: the dependencies' producers. */
 		for (i = 0; i < inflight * deps; i++) {
-			dep[i] = kzalloc_obj(*dep[i], GFP_KERNEL);
+			dep[i] = jq_bench_dep_new(dep_ctx + i % deps, r * inflight + i / deps + 1);
 			KUNIT_ASSERT_NOT_NULL(test, dep[i]);
-			dma_fence_init(dep[i], &dep_fence_ops, &dep_lock, dep_ctx + i % deps,
-				       r * inflight + i / deps + 1);
 		}
 		spin_lock(&hw->lock);
 		hw->target = (u64)(r + 1) * inflight;
@@ -402,10 +422,8 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 			drm_sched_entity_push_job(&job->base);
 		}
 		t1 = ktime_get();
-		for (i = 0; i < inflight * deps; i++) {
-			dma_fence_signal(dep[i]);
-			dma_fence_put(dep[i]);
-		}
+		for (i = 0; i < inflight * deps; i++)
+			jq_bench_dep_signal(dep[i]);
 		wait_event(hw->wq, READ_ONCE(hw->on_ring) >= hw->target);
 		t2 = ktime_get();
 		spin_lock_irqsave(&hw->irq, flags);
