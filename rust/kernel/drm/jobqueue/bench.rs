@@ -196,7 +196,6 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
     // Start without RCU callbacks (freed fences) of earlier measurements pending.
     crate::sync::rcu::rcu_barrier();
     let mut bytes = 0;
-    let mut jobs: KVec<PreparedJob<BenchDriver>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
     let mut dep_refs: KVec<ARef<Fence>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
     let mut done: KVec<ARef<Fence>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
     for round in 0..rounds {
@@ -212,7 +211,8 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
         }
         hw.ring.lock().target = ((round + 1) * inflight) as u64;
 
-        // Submit: prepare, dependencies, submit.
+        // Submit: prepare, dependencies, submit, one job after the other (as drm_sched's
+        // job_init, add_dependency, arm and push_job).
         let t0 = now();
         for i in 0..inflight {
             let mut job = q.prepare((), 1)?;
@@ -222,9 +222,6 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
             if round == 0 && i == 0 {
                 bytes = job_bytes(&job);
             }
-            jobs.push(job, GFP_KERNEL)?;
-        }
-        for job in jobs.drain_all() {
             done.push(job.submit(), GFP_KERNEL)?;
         }
         let t1 = now();
