@@ -2,8 +2,10 @@
 
 //! JobQueue benchmarks, meant for a kernel without debug options.
 //!
-//! The C counterpart, with the same scenarios for `drm_sched` and the C fence floor, is
-//! `drivers/gpu/drm/scheduler/tests/sched_bench.c`. Both print one line per measurement:
+//! Each measurement is paired with `drm_sched`'s (or the C fence floor's) in the same scenario,
+//! which `drivers/gpu/drm/scheduler/tests/sched_bench.c` makes with the same mock hardware:
+//! the cases here call it through `jq_bench_c()`, alternately before and after their own. Both
+//! print one line per measurement:
 //!
 //! `# bench: impl=<rust|c> bench=<name> inflight=<N> deps=<K> jobs=<n> submit_ns=<t>
 //! complete_ns=<t> total_ns=<t> bytes=<b>`
@@ -166,13 +168,27 @@ fn report(bench: &str, inflight: usize, deps: usize, jobs: usize, t: [i64; 3], b
     ));
 }
 
-/// A dependency fence of the timeline `ctx` with `seqno`, as the C suite makes them (a plain
-/// `dma_fence` of `sched_bench.c`): both schedulers wait on the same kind of fence.
-fn dep_fence(ctx: u64, seqno: u64) -> Result<ARef<Fence>> {
-    // SAFETY: Allocates and initialises a fence; callable from process context.
-    let f = NonNull::new(unsafe { jq_bench_dep_new(ctx, seqno) }).ok_or(ENOMEM)?;
-    // SAFETY: `f` is a live fence whose one reference we own.
-    Ok(unsafe { Fence::from_raw_owned(f) })
+/// A dependency fence, as the C suite makes them (a plain `dma_fence` of `sched_bench.c`): both
+/// schedulers wait on the same kind of fence. Dropping it signals it, so that no path leaves a
+/// job waiting for it.
+struct DepFence(ARef<Fence>);
+
+impl DepFence {
+    /// A fence of the timeline `ctx` with `seqno`.
+    fn new(ctx: u64, seqno: u64) -> Result<Self> {
+        // SAFETY: FFI call without safety requirements (process context).
+        let f = NonNull::new(unsafe { jq_bench_dep_new(ctx, seqno) }).ok_or(ENOMEM)?;
+        // SAFETY: `f` is a live fence whose one reference `jq_bench_dep_new()` gave us.
+        Ok(Self(unsafe { Fence::from_raw_owned(f) }))
+    }
+}
+
+impl Drop for DepFence {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` holds a reference, so the fence is live; a plain `dma_fence` may be
+        // signalled from any context, and signalling a signalled one does nothing.
+        let _ = unsafe { bindings::dma_fence_signal(self.0.as_raw()) };
+    }
 }
 
 /// Waits until `target` jobs of the round reached the ring.
@@ -189,20 +205,33 @@ fn wait_on_ring(hw: &BenchHw, target: u64) {
 fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
     let hw = BenchHw::new()?;
     let q = bench_queue(&hw, c"bench", inflight, &JobQueueWorkqueues::new(c"bench")?)?;
-    // SAFETY: Allocates fence context numbers; callable from any context.
+    let res = measure_queue(&q, &hw, inflight, deps);
+    // The teardown happens here, not in a worker during the next (drm_sched's) measurement.
+    q.shutdown();
+    res
+}
+
+/// The rounds of [`run_queue`] on `q`.
+fn measure_queue(
+    q: &JobQueue<BenchDriver>,
+    hw: &BenchHw,
+    inflight: usize,
+    deps: usize,
+) -> Result<([i64; 3], usize)> {
+    // SAFETY: FFI call without safety requirements.
     let dep_ctx = unsafe { bindings::dma_fence_context_alloc(deps.max(1) as u32) };
     let rounds = JOBS.div_ceil(inflight);
     let mut t = [0i64; 3];
     // Start without RCU callbacks (freed fences) of earlier measurements pending.
     crate::sync::rcu::rcu_barrier();
     let mut bytes = 0;
-    let mut dep_refs: KVec<ARef<Fence>> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
+    let mut dep_fences: KVec<DepFence> = KVec::with_capacity(inflight * deps, GFP_KERNEL)?;
     let mut done: KVec<ARef<Fence>> = KVec::with_capacity(inflight, GFP_KERNEL)?;
     for round in 0..rounds {
         // Not timed: the dependencies' producers, and the driver's own allocations.
         for i in 0..inflight * deps {
-            dep_refs.push(
-                dep_fence(
+            dep_fences.push(
+                DepFence::new(
                     dep_ctx + (i % deps) as u64,
                     (round * inflight + i / deps + 1) as u64,
                 )?,
@@ -216,8 +245,8 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
         let t0 = now();
         for i in 0..inflight {
             let mut job = q.prepare((), 1)?;
-            for d in dep_refs[i * deps..(i + 1) * deps].iter() {
-                job.add_dependency(d.clone())?;
+            for d in dep_fences[i * deps..(i + 1) * deps].iter() {
+                job.add_dependency(d.0.clone())?;
             }
             if round == 0 && i == 0 {
                 bytes = job_bytes(&job);
@@ -225,12 +254,9 @@ fn run_queue(inflight: usize, deps: usize) -> Result<([i64; 3], usize)> {
             done.push(job.submit(), GFP_KERNEL)?;
         }
         let t1 = now();
-        // The producers finish; the queue runs the round.
-        for f in dep_refs.drain_all() {
-            // SAFETY: `f` is a fence of `jq_bench_dep_new()`, whose reference we hand over.
-            unsafe { jq_bench_dep_signal(ARef::into_raw(f).as_ptr().cast()) };
-        }
-        wait_on_ring(&hw, ((round + 1) * inflight) as u64);
+        // The producers finish (dropping signals them); the queue runs the round.
+        dep_fences.clear();
+        wait_on_ring(hw, ((round + 1) * inflight) as u64);
         // The interrupt: the whole round finished.
         let t2 = now();
         {
@@ -306,36 +332,49 @@ extern "C" {
     /// A dependency fence of timeline `ctx` with `seqno` and one reference, null without
     /// memory (same file).
     fn jq_bench_dep_new(ctx: u64, seqno: u64) -> *mut bindings::dma_fence;
-    /// Signals `f` and drops the reference of [`jq_bench_dep_new`] (same file).
-    fn jq_bench_dep_signal(f: *mut bindings::dma_fence);
     /// Which schedulers the paired cases measure: bit 0 the JobQueue, bit 1 `drm_sched` (boot
     /// parameter `sched_bench.impls`, for profiles; same file).
     fn jq_bench_impls() -> u32;
     /// Repetitions of every paired measurement (same file).
     fn jq_bench_repeats() -> u32;
     /// One `drm_sched` measurement of `bench` (`fence_floor`, `inflight`, `deps` or `smp`),
-    /// reported with `impl=c` (same file). Must be called from a KUnit case.
+    /// reported with `impl=c` (same file). Must be called from a KUnit case's thread; a failed
+    /// KUnit assertion in it ends that thread without unwinding the caller's frames, whose
+    /// values are then never dropped.
     fn jq_bench_c(bench: *const crate::ffi::c_char, inflight: u32, deps: u32);
 }
 
-/// Measures `bench` `jq_bench_repeats()` times with each scheduler, alternating which goes
-/// first (JobQueue, drm_sched, drm_sched, JobQueue, ...): the drift of the machine over a run
-/// then biases neither. `rust` measures and reports the JobQueue once.
-fn paired(bench: &CStr, inflight: usize, deps: usize, mut rust: impl FnMut() -> Result) -> Result {
-    // SAFETY: Reads a boot parameter.
+/// Measures `bench` `jq_bench_repeats()` times with each scheduler, taking turns at going
+/// first (JobQueue, `drm_sched`, `drm_sched`, JobQueue, ...; with `turn`, the next scenario
+/// starts with the other one): the drift of the machine over a run then favours neither. `rust`
+/// measures and reports the JobQueue once. Called from the KUnit case's thread, and owns
+/// nothing that needs dropping (see `jq_bench_c()`).
+fn paired(
+    bench: &CStr,
+    inflight: usize,
+    deps: usize,
+    turn: &mut u32,
+    rust: &mut dyn FnMut() -> Result,
+) -> Result {
+    // SAFETY: FFI call without safety requirements.
     let impls = unsafe { jq_bench_impls() };
-    // SAFETY: Returns a constant.
+    // SAFETY: FFI call without safety requirements.
     let repeats = unsafe { jq_bench_repeats() };
-    for rep in 0..repeats {
-        for c_turn in [rep % 2 == 1, rep % 2 == 0] {
+    for _ in 0..repeats {
+        let c_first = *turn % 2 == 1;
+        *turn += 1;
+        for c_turn in [c_first, !c_first] {
             if !c_turn && impls & 1 != 0 {
                 rust()?;
             } else if c_turn && impls & 2 != 0 {
-                // SAFETY: Called from a KUnit case (this one), with a NUL-terminated name.
+                // SAFETY: Called from a KUnit case's thread, with a NUL-terminated name; no
+                // frame up to the case owns anything to drop.
                 unsafe { jq_bench_c(bench.as_char_ptr(), inflight as u32, deps as u32) };
             }
         }
     }
+    // The next scenario starts with the other scheduler.
+    *turn += 1;
     Ok(())
 }
 
@@ -435,6 +474,8 @@ fn run_smp(inflight: usize) -> Result<[i64; 3]> {
     }
     // SAFETY: Callable from process context.
     unsafe { jq_bench_pin(-1) };
+    // The teardown happens here, not in a worker during the next (drm_sched's) measurement.
+    q.shutdown();
     let t = res?;
     if q.stats().completed != SMP_JOBS as u64 {
         return Err(EIO);
@@ -541,7 +582,7 @@ mod tests {
 
     #[test]
     fn fence_floor() -> Result {
-        paired(c"fence_floor", 0, 0, || {
+        paired(c"fence_floor", 0, 0, &mut 0, &mut || {
             report("fence_floor", 0, 0, JOBS, [0, 0, super::fence_floor()?], 0);
             Ok(())
         })
@@ -549,8 +590,9 @@ mod tests {
 
     #[test]
     fn inflight() -> Result {
+        let mut turn = 0;
         for n in INFLIGHT {
-            paired(c"inflight", n, 0, || {
+            paired(c"inflight", n, 0, &mut turn, &mut || {
                 let (t, bytes) = run_queue(n, 0)?;
                 report("inflight", n, 0, JOBS.div_ceil(n) * n, t, bytes);
                 Ok(())
@@ -577,8 +619,9 @@ mod tests {
             unsafe { jq_bench_skip(c"needs two CPUs".as_char_ptr()) };
             return Ok(());
         }
+        let mut turn = 0;
         for n in SMP_INFLIGHT {
-            paired(c"smp", n, 0, || {
+            paired(c"smp", n, 0, &mut turn, &mut || {
                 report("smp", n, 0, SMP_JOBS, run_smp(n)?, 0);
                 Ok(())
             })?;
@@ -588,8 +631,9 @@ mod tests {
 
     #[test]
     fn deps() -> Result {
+        let mut turn = 0;
         for k in DEPS {
-            paired(c"deps", DEPS_INFLIGHT, k, || {
+            paired(c"deps", DEPS_INFLIGHT, k, &mut turn, &mut || {
                 let (t, bytes) = run_queue(DEPS_INFLIGHT, k)?;
                 report("deps", DEPS_INFLIGHT, k, JOBS, t, bytes);
                 Ok(())

@@ -20,7 +20,6 @@ int jq_bench_pin(int cpu);
 void *jq_bench_spawn_on_cpu(unsigned int cpu, void (*fn)(void *), void *arg);
 void jq_bench_join(void *thread);
 struct dma_fence *jq_bench_dep_new(u64 ctx, u64 seqno);
-void jq_bench_dep_signal(struct dma_fence *f);
 unsigned int jq_bench_impls(void);
 unsigned int jq_bench_repeats(void);
 void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps);
