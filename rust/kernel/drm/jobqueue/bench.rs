@@ -187,7 +187,7 @@ impl Drop for DepFence {
     fn drop(&mut self) {
         // SAFETY: `self.0` holds a reference, so the fence is live; a plain `dma_fence` may be
         // signalled from any context, and signalling a signalled one does nothing.
-        let _ = unsafe { bindings::dma_fence_signal(self.0.as_raw()) };
+        unsafe { bindings::dma_fence_signal(self.0.as_raw()) };
     }
 }
 
