@@ -57,8 +57,9 @@ use crate::{
 };
 use core::ptr::NonNull;
 
-/// Repetitions of every many-queue measurement (the others ask `jq_bench_repeats()`).
-const SCALE_REPEATS: usize = 5;
+/// Repetitions of every many-queue measurement, with each scheduler (each creates up to 10,000
+/// queues; the others ask `jq_bench_repeats()`). Even: each scheduler goes first as often.
+const SCALE_REPEATS: u32 = 6;
 /// Jobs per measurement (rounds of `inflight` jobs).
 const JOBS: usize = 65536;
 /// Jobs in flight at once, for the in-flight sweep (no dependencies).
@@ -337,8 +338,8 @@ extern "C" {
     fn jq_bench_impls() -> u32;
     /// Repetitions of every paired measurement (same file).
     fn jq_bench_repeats() -> u32;
-    /// One `drm_sched` measurement of `bench` (`fence_floor`, `inflight`, `deps` or `smp`),
-    /// reported with `impl=c` (same file). Must be called from a KUnit case's thread; a failed
+    /// One `drm_sched` measurement of `bench` (`fence_floor`, `inflight`, `deps`, `smp`, or
+    /// `scale` with `inflight` queues), reported with `impl=c` (same file). Must be called from a KUnit case's thread; a failed
     /// KUnit assertion in it ends that thread without unwinding the caller's frames, whose
     /// values are then never dropped.
     fn jq_bench_c(bench: *const crate::ffi::c_char, inflight: u32, deps: u32);
@@ -357,9 +358,21 @@ fn paired(
     rust: &mut dyn FnMut() -> Result,
 ) -> Result {
     // SAFETY: FFI call without safety requirements.
-    let impls = unsafe { jq_bench_impls() };
-    // SAFETY: FFI call without safety requirements.
     let repeats = unsafe { jq_bench_repeats() };
+    paired_n(bench, inflight, deps, turn, repeats, rust)
+}
+
+/// [`paired`], `repeats` times each.
+fn paired_n(
+    bench: &CStr,
+    inflight: usize,
+    deps: usize,
+    turn: &mut u32,
+    repeats: u32,
+    rust: &mut dyn FnMut() -> Result,
+) -> Result {
+    // SAFETY: FFI call without safety requirements.
+    let impls = unsafe { jq_bench_impls() };
     for _ in 0..repeats {
         let c_first = *turn % 2 == 1;
         *turn += 1;
@@ -603,10 +616,13 @@ mod tests {
 
     #[test]
     fn scale() -> Result {
+        let mut turn = 0;
         for n in SCALE_QUEUES {
-            for _ in 0..SCALE_REPEATS {
+            // `inflight` is the number of queues, one job in flight on each.
+            paired_n(c"scale", n, 0, &mut turn, SCALE_REPEATS, &mut || {
                 report_scale(n, &run_scale(n)?);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }

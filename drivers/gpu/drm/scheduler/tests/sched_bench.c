@@ -16,7 +16,6 @@
  *
  * The sweeps live in rust_jobqueue_bench, which calls jq_bench_c() for each
  * drm_sched measurement, alternately before and after the JobQueue's own.
- * This suite keeps the many-queue benchmark.
  */
 
 #include <drm/gpu_scheduler.h>
@@ -46,12 +45,9 @@
  * as often as the other.
  */
 #define REPEATS 12
-/* Repetitions of the many-queue measurements (each creates up to 10,000 queues). */
-#define SCALE_REPEATS 5
 #define JOBS 65536
 
-/* The scale benchmark: queues per device, and jobs (at least) per measurement. */
-static const unsigned int scale_sweep[] = { 1, 100, 1000, 10000 };
+/* The scale benchmark: jobs (at least) per measurement. */
 #define SCALE_JOBS 20000
 #define SCALE_ROUNDS 4
 
@@ -613,6 +609,7 @@ out:
 static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned long *jobs,
 		      s64 *bytes, s64 *threads)
 {
+	struct device *dev = bench_device(test);
 	unsigned int rounds = max(DIV_ROUND_UP(SCALE_JOBS, n), SCALE_ROUNDS), r, i;
 	struct workqueue_struct *submit_wq, *timeout_wq;
 	struct drm_sched_init_args args = {
@@ -621,7 +618,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 		.credit_limit = 1,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
 		.name = "scale",
-		.dev = bench_device(test),
+		.dev = dev,
 	};
 	struct bench_queue **qs;
 	struct dma_fence **done;
@@ -703,24 +700,11 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 	*jobs = (unsigned long)rounds * n;
 	destroy_workqueue(timeout_wq);
 	destroy_workqueue(submit_wq);
+	kunit_release_action(test, kvfree_action, hw->ring);
+	kunit_kfree(test, hw);
+	kunit_device_unregister(test, dev);
 	kvfree(done);
 	kvfree(qs);
-}
-
-static void sched_bench_scale(struct kunit *test)
-{
-	unsigned long jobs;
-	unsigned int n, rep;
-	s64 t[5], bytes, threads;
-
-	for (n = 0; n < ARRAY_SIZE(scale_sweep); n++)
-		for (rep = 0; rep < SCALE_REPEATS; rep++) {
-			run_scale(test, scale_sweep[n], t, &jobs, &bytes, &threads);
-			kunit_info(test,
-				   "bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
-				   scale_sweep[n], jobs, t[0], t[1], t[2], t[3], t[4], bytes,
-				   threads);
-		}
 }
 
 /* The C floor: dma_fence_init + signal + put on memory allocated beforehand. */
@@ -759,8 +743,8 @@ static void run_fence_floor(struct kunit *test)
 }
 
 /*
- * One drm_sched measurement of @bench ("fence_floor", "inflight", "deps" or
- * "smp"), for rust_jobqueue_bench's paired cases, which alternate it with the
+ * One drm_sched measurement of @bench ("fence_floor", "inflight", "deps",
+ * "smp", or "scale" with @inflight queues), for rust_jobqueue_bench's paired cases, which alternate it with the
  * JobQueue's own: one scheduler always measured first would take all of the
  * machine's drift over a run. Reported like the others (impl=c). Called from
  * the KUnit case's thread: a failed assertion ends the case there, as in C.
@@ -778,6 +762,16 @@ void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps)
 		run_fence_floor(test);
 		return;
 	}
+	if (!strcmp(bench, "scale")) {
+		s64 ts[5], b, threads;
+
+		/* @inflight queues, one job in flight on each. */
+		run_scale(test, inflight, ts, &jobs, &b, &threads);
+		kunit_info(test,
+			   "bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
+			   inflight, jobs, ts[0], ts[1], ts[2], ts[3], ts[4], b, threads);
+		return;
+	}
 	if (!strcmp(bench, "smp")) {
 		run_sched_smp(test, inflight, t);
 		report(test, "smp", inflight, 0, SMP_JOBS, t[0], t[1], t[2], 0);
@@ -788,18 +782,6 @@ void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps)
 	run_sched(test, inflight, deps, t, &bytes);
 	report(test, bench, inflight, deps, jobs, t[0], t[1], t[2], bytes);
 }
-
-static struct kunit_case sched_bench_cases[] = {
-	KUNIT_CASE_SLOW(sched_bench_scale),
-	{}
-};
-
-static struct kunit_suite sched_bench_suite = {
-	.name = "drm_sched_bench",
-	.test_cases = sched_bench_cases,
-};
-
-kunit_test_suite(sched_bench_suite);
 
 MODULE_DESCRIPTION("drm_sched benchmarks, to compare with the Rust JobQueue's");
 MODULE_LICENSE("GPL");
