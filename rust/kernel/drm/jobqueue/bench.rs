@@ -339,9 +339,9 @@ extern "C" {
     /// Repetitions of every paired measurement (same file).
     fn jq_bench_repeats() -> u32;
     /// One `drm_sched` measurement of `bench` (`fence_floor`, `inflight`, `deps`, `smp`, or
-    /// `scale` with `inflight` queues), reported with `impl=c` (same file). Must be called from a KUnit case's thread; a failed
-    /// KUnit assertion in it ends that thread without unwinding the caller's frames, whose
-    /// values are then never dropped.
+    /// `scale` with `inflight` queues), reported with `impl=c` (same file). Must be called
+    /// from a KUnit case's thread; a failed KUnit assertion in it ends that thread without
+    /// unwinding the caller's frames, whose values are then never dropped.
     fn jq_bench_c(bench: *const crate::ffi::c_char, inflight: u32, deps: u32);
 }
 

@@ -744,10 +744,11 @@ static void run_fence_floor(struct kunit *test)
 
 /*
  * One drm_sched measurement of @bench ("fence_floor", "inflight", "deps",
- * "smp", or "scale" with @inflight queues), for rust_jobqueue_bench's paired cases, which alternate it with the
- * JobQueue's own: one scheduler always measured first would take all of the
- * machine's drift over a run. Reported like the others (impl=c). Called from
- * the KUnit case's thread: a failed assertion ends the case there, as in C.
+ * "smp", or "scale" with @inflight queues), for rust_jobqueue_bench's paired
+ * cases, which alternate it with the JobQueue's own: one scheduler always
+ * measured first would take all of the machine's drift over a run. Reported
+ * like the others (impl=c). Called from the KUnit case's thread: a failed
+ * assertion ends the case there, as in C.
  */
 void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps)
 {
