@@ -298,10 +298,12 @@ pub trait JobQueueDriver: Send + Sync + 'static {
 struct JobMeta {
     /// Credits the job occupies while it runs.
     credits: u32,
-    /// When the job was handed to the ring (monotonic ns); restarted by `Progressing`, by
-    /// progress of the ring and by `unpark()`: the start of its timeout.
+    /// When the job got the ring (monotonic ns); restarted by `Progressing`, by progress of
+    /// the ring and by `unpark()`: the start of its timeout. 0 while it is behind a job that
+    /// was on the ring when it was handed (it starts when it reaches the front).
     started: Atomic<i64>,
-    /// When the job was handed to the ring (monotonic ns), for the ring time.
+    /// When the job was handed to an idle ring (monotonic ns), for the ring time; 0 if the
+    /// ring held an earlier job then (the job gets the ring when that one leaves).
     ran_at: Atomic<i64>,
     /// Nonzero if the job will not run: the (negative) error its fence signals with.
     skipped: Atomic<i32>,
@@ -354,7 +356,8 @@ struct State<D: JobQueueDriver> {
     next_to_run: u64,
     next_seqno: u64,
     credits_in_use: u32,
-    /// When the last job that ran signalled (monotonic ns), for the ring time.
+    /// When the last job left the ring (monotonic ns; it signalled, whether it ran or not),
+    /// for the ring time.
     last_finish: i64,
     /// The done fence of the last job submitted, for [`JobQueue::flush`].
     last_submitted: Option<ARef<Fence>>,

@@ -292,11 +292,15 @@ impl<D: JobQueueDriver> Inner<D> {
         let done: *const Fence = fence.as_fence();
         match skip {
             Some(s) => fence.data().skipped.store(s.to_raw(), Relaxed),
-            None => {
+            // The clock is read only for a job that finds the ring idle. A job handed behind
+            // one still on the ring gets the ring when that one leaves it, which the
+            // completion path stamps: its times stay 0 until then.
+            None if st.oldest == seqno => {
                 let now = Instant::<Monotonic>::now().as_nanos();
                 fence.data().started.store(now, Relaxed);
                 fence.data().ran_at.store(now, Relaxed);
             }
+            None => {}
         }
         // INVARIANT: The job moves from pending to in flight, behind the jobs before it.
         st.inflight.push_back(fence);

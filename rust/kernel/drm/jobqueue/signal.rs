@@ -219,21 +219,24 @@ impl<D: JobQueueDriver> Inner<D> {
                     // INVARIANT: The front job leaves the in-flight range; its credits return.
                     st.oldest = idx + 1;
                     st.stats.in_flight -= 1;
+                    // When the job got the ring: when it ran, or when the job before it left
+                    // (its `ran_at` is 0 if that one was still there then). The next job gets
+                    // the ring now.
+                    let from = ran_at.max(st.last_finish);
+                    st.last_finish = now.as_nanos();
                     match skip {
                         // Both ran, and hold credits.
                         None | Some(Skip::Guilty) => {
                             st.credits_in_use -= credits;
                             st.stats.count(res);
                             // Ring time: jobs finish in order, so the ring held this one from
-                            // when it ran or the one before it finished, whichever is later.
+                            // when it ran or the one before it left, whichever is later.
                             let now = now.as_nanos();
-                            let from = ran_at.max(st.last_finish);
                             let ring_ns = now.saturating_sub(from).max(0) as u64;
                             st.stats.busy_ns += ring_ns;
-                            st.last_finish = now;
                             let t = JobTimes {
                                 seqno: idx,
-                                started_ns: ran_at,
+                                started_ns: from,
                                 finished_ns: now,
                                 ring_ns,
                             };
@@ -256,10 +259,13 @@ impl<D: JobQueueDriver> Inner<D> {
                 if !more && any {
                     // The ring made progress: the timeout of the job now at the front runs
                     // from here.
-                    if progress && st.oldest < st.handed {
+                    // A job handed behind the ones that left (its `started` is 0) gets the
+                    // ring, and its timeout starts, now too.
+                    if st.oldest < st.handed {
                         let t = now.get_or_insert_with(Instant::<Monotonic>::now).as_nanos();
                         if let Some(e) = st.inflight.front() {
-                            if e.started.load(Relaxed) < t {
+                            let started = e.started.load(Relaxed);
+                            if started == 0 || (progress && started < t) {
                                 e.started.store(t, Relaxed);
                             }
                         }

@@ -78,12 +78,13 @@ pub struct JobQueueStats {
 pub struct JobTimes {
     /// The job's seqno.
     pub seqno: u64,
-    /// When the job was handed to the ring ([`JobQueueDriver::run`] was called).
+    /// When the job got the ring: when [`JobQueueDriver::run`] was called for it or, if the
+    /// ring still held an earlier job then, when that job's done fence signalled. (The ring
+    /// runs its jobs in order; the clock is only read for a job handed to an idle ring.)
     pub started_ns: i64,
     /// When its done fence signalled.
     pub finished_ns: i64,
-    /// The part of `[started_ns, finished_ns]` not already counted for the job before it
-    /// (jobs on one ring overlap): what it adds to [`JobQueueStats::busy_ns`].
+    /// `finished_ns - started_ns`: what the job adds to [`JobQueueStats::busy_ns`].
     pub ring_ns: u64,
 }
 

@@ -56,16 +56,26 @@ impl<D: JobQueueDriver> State<D> {
 }
 
 impl<D: JobQueueDriver> Inner<D> {
-    /// The oldest job handed to the ring that was run (not skipped), and when it started.
-    fn oldest_running(&self) -> Option<(u64, i64)> {
+    /// The oldest job handed to the ring that was run (not skipped), and when it started (its
+    /// timeout runs from there). `now` is the current time.
+    fn oldest_running(&self, now: i64) -> Option<(u64, i64)> {
         let st = self.state.lock();
-        self.oldest_running_in(&st)
+        self.oldest_running_in(&st, now)
     }
 
     /// [`Self::oldest_running`], with the state lock held.
-    fn oldest_running_in(&self, st: &State<D>) -> Option<(u64, i64)> {
-        st.front_running()
-            .map(|e| (e.as_fence().seqno(), e.started.load(Relaxed)))
+    fn oldest_running_in(&self, st: &State<D>, now: i64) -> Option<(u64, i64)> {
+        st.front_running().map(|e| {
+            let mut started = e.started.load(Relaxed);
+            if started == 0 {
+                // Handed behind a job that left the ring since, without a completion path
+                // starting this one's timeout yet (it is between two batches, or the job
+                // before it did not run): it starts now.
+                started = now;
+                e.started.store(now, Relaxed);
+            }
+            (e.as_fence().seqno(), started)
+        })
     }
 
     /// The timeout work item's body.
@@ -99,7 +109,7 @@ impl<D: JobQueueDriver> Inner<D> {
         let now = Instant::<Monotonic>::now().as_nanos();
         let seqno = {
             let mut st = self.state.lock();
-            let Some((seqno, started)) = self.oldest_running_in(&st) else {
+            let Some((seqno, started)) = self.oldest_running_in(&st, now) else {
                 return;
             };
             if now - started < self.timeout.as_nanos() {
@@ -199,10 +209,10 @@ impl<D: JobQueueDriver> Inner<D> {
                 return;
             }
         }
-        let Some((_, started)) = self.oldest_running() else {
+        let now = Instant::<Monotonic>::now().as_nanos();
+        let Some((_, started)) = self.oldest_running(now) else {
             return;
         };
-        let now = Instant::<Monotonic>::now().as_nanos();
         self.arm_timeout_in(Delta::from_nanos(self.timeout.as_nanos() - (now - started)));
     }
 
@@ -271,10 +281,14 @@ impl<D: JobQueueDriver> JobQueue<D> {
             let now = Instant::<Monotonic>::now().as_nanos();
             // Only the oldest running job's start counts for the timeout (later jobs restart
             // theirs when they reach the front): move it by the time it spent parked.
+            // (A job whose timeout has not started yet, `started` 0, starts it when the
+            // timeout work item looks.)
             if let Some(e) = st.front_running() {
                 let started = e.started.load(Relaxed);
-                e.started
-                    .store(started + (now - started.max(since)), Relaxed);
+                if started != 0 {
+                    e.started
+                        .store(started + (now - started.max(since)), Relaxed);
+                }
             }
         }
         inner.as_arc_borrow().kick();
