@@ -133,10 +133,14 @@ pub struct FenceCtx {
 /// signalled. `deferred` is a list, sorted by sequence number and linked through
 /// `FenceHeader::next_deferred`, of fences that were signalled by their owner but are not
 /// signalled yet; each holds a reference to its fence and still owns its data and context
-/// reference. While `busy`, exactly one thread signals fences of the timeline, in order.
+/// reference. `last` is null if `deferred` is, else its last entry. While `busy`, exactly
+/// one thread signals fences of the timeline, in order.
 struct Order {
     next: u64,
     deferred: *mut FenceHeader,
+    /// The last entry of `deferred`: fences are mostly signalled in order, and are then
+    /// appended here without walking the list.
+    last: *mut FenceHeader,
     /// A thread is signalling fences of the timeline (outside the lock).
     busy: bool,
 }
@@ -193,6 +197,7 @@ impl FenceCtx {
                     Order {
                         next: 1,
                         deferred: core::ptr::null_mut(),
+                        last: core::ptr::null_mut(),
                         busy: false,
                     },
                     order_name,
@@ -774,6 +779,20 @@ impl<T> DriverFence<T> {
         }
         // SAFETY: The fence is initialised.
         let seqno = unsafe { (*(*header).fence.get()).seqno };
+        let last = order.last;
+        // SAFETY: `last` is null or the list's last entry, a valid fence (type invariant).
+        if !last.is_null() && unsafe { (*(*last).fence.get()).seqno } < seqno {
+            // The common case, fences signalled in order: appended.
+            // SAFETY: `header` is ours to link (see above); `last` is a valid entry.
+            unsafe {
+                (*header).next_deferred = core::ptr::null_mut();
+                (*last).next_deferred = header;
+            }
+            // INVARIANT: Appended in seqno order, as the new last entry; it holds its
+            // reference.
+            order.last = header;
+            return;
+        }
         let mut link: *mut *mut FenceHeader = &mut order.deferred;
         // SAFETY: The list's entries are valid fences of this timeline (invariant).
         unsafe {
@@ -781,8 +800,13 @@ impl<T> DriverFence<T> {
                 link = &raw mut (**link).next_deferred;
             }
             (*header).next_deferred = *link;
-            // INVARIANT: Inserted in seqno order; it holds its reference.
+            // INVARIANT: Inserted in seqno order; it holds its reference. It is the last
+            // entry if it was inserted at the end (only when the list was empty: otherwise
+            // the append above took it).
             *link = header;
+        }
+        if last.is_null() {
+            order.last = header;
         }
     }
 
@@ -814,6 +838,10 @@ impl<T> DriverFence<T> {
                     // INVARIANT: Off the list; `next` moves past it, and it is signalled
                     // below, before any later one.
                     order.deferred = (*h).next_deferred;
+                    if order.deferred.is_null() {
+                        // INVARIANT: The list is empty again.
+                        order.last = core::ptr::null_mut();
+                    }
                     order.next += 1;
                     (*h).next_deferred = core::ptr::null_mut();
                     *tail = h;
