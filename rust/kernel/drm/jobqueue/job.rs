@@ -372,7 +372,7 @@ impl<D: JobQueueDriver> PreparedJob<D> {
         // begins before the state lock, which the direct run goes on holding.
         let driver = queue.driver_lock.try_lock();
         let mut section = driver.as_ref().map(|_| SignallingSection::begin());
-        let (done, previous, kick) = {
+        let (done, kick) = {
             let mut st = queue.state.lock();
             // Creating the fence under the lock makes seqno order the submission order. It
             // takes the seqno `st.next_seqno`.
@@ -396,7 +396,6 @@ impl<D: JobQueueDriver> PreparedJob<D> {
             st.next_seqno = seqno + 1;
             st.stats.submitted += 1;
             st.stats.pending += 1;
-            let previous = st.last_submitted.replace(done.clone());
             let kick = match (driver, section.as_mut()) {
                 (Some(driver), Some(section)) => queue.run_direct(driver, st, section),
                 _ => {
@@ -404,15 +403,12 @@ impl<D: JobQueueDriver> PreparedJob<D> {
                     true
                 }
             };
-            (done, previous, kick)
+            (done, kick)
         };
         if kick {
             queue.as_arc_borrow().kick();
         }
         drop(section);
-        // Outside the locks and the signalling section: this may be the last reference to an
-        // old fence.
-        drop(previous);
         // May be the last reference (the queue's handle is gone): never freed here.
         Inner::release(queue);
         done
@@ -466,6 +462,17 @@ impl<D: JobQueueDriver> Pending<D> {
         }
         // INVARIANT: `raw` is the new last node, owned by the chain.
         self.last = raw;
+    }
+
+    /// The done fence of the last job, if there is one.
+    pub(super) fn last_fence(&self) -> Option<ARef<Fence>> {
+        if self.last.is_null() {
+            return None;
+        }
+        // SAFETY: By the type invariant `last` is the valid last node of the chain, which
+        // `&self` keeps in it while the reference lives.
+        let node = unsafe { &*self.last };
+        node.fence.as_ref().map(|f| f.fence())
     }
 
     /// Takes the first job off the list.
@@ -589,6 +596,16 @@ impl<D: JobQueueDriver> InFlight<D> {
     /// The first fence.
     pub(super) fn front(&self) -> Option<DriverFenceRef<'_, JobData<D>>> {
         self.iter().next()
+    }
+
+    /// The last fence.
+    pub(super) fn back(&self) -> Option<DriverFenceRef<'_, JobData<D>>> {
+        if self.last.is_null() {
+            return None;
+        }
+        // SAFETY: `last` is the last fence of the list (type invariant), which `&self` keeps
+        // in it while the borrow lives.
+        Some(unsafe { Self::borrow(self.last) })
     }
 }
 

@@ -359,8 +359,6 @@ struct State<D: JobQueueDriver> {
     /// When the last job left the ring (monotonic ns; it signalled, whether it ran or not),
     /// for the ring time.
     last_finish: i64,
-    /// The done fence of the last job submitted, for [`JobQueue::flush`].
-    last_submitted: Option<ARef<Fence>>,
     stats: JobQueueStats,
     /// The pending jobs (all but the first, if `Inner::driver_lock` holds it).
     pending: Pending<D>,
@@ -628,6 +626,23 @@ impl<D: JobQueueDriver> Inner<D> {
         was_live
     }
 
+    /// The done fence of the last job submitted, unless every job has signalled: the last
+    /// pending job's, else the head job's (the driver lock holds it), else the last job's in
+    /// flight. Takes the driver lock, so sleeps while a `run()` executes. Jobs are on these
+    /// lists in seqno order, so none is kept for this on the submit path.
+    fn last_fence(&self) -> Option<ARef<Fence>> {
+        let head = self.driver_lock.lock();
+        let st = self.state.lock();
+        st.pending
+            .last_fence()
+            .or_else(|| {
+                head.as_ref()
+                    .and_then(|n| n.fence.as_ref())
+                    .map(|f| f.fence())
+            })
+            .or_else(|| st.inflight.back().map(|f| f.as_fence().into()))
+    }
+
     /// Drops a reference to the queue from any context. The last one is handed to the submit
     /// work item, which drops it in process context.
     fn release(this: Arc<Self>) {
@@ -711,7 +726,6 @@ impl<D: JobQueueDriver> JobQueue<D> {
             next_seqno: 1,
             credits_in_use: 0,
             last_finish: 0,
-            last_submitted: None,
             stats: JobQueueStats::default(),
             pending: Pending::new(),
             inflight: InFlight::new(),
@@ -797,8 +811,7 @@ impl<D: JobQueueDriver> JobQueue<D> {
     pub fn shutdown(&self) {
         self.inner.shut_down.store(1, Relaxed);
         self.kill();
-        let last = self.inner.state.lock().last_submitted.clone();
-        if let Some(f) = last {
+        if let Some(f) = self.inner.last_fence() {
             // Fences signal in order: once the last one has, every job has.
             let _ = f.wait(false);
         }

@@ -465,13 +465,13 @@ impl<D: JobQueueDriver> JobQueue<D> {
     ///
     /// # Context
     ///
-    /// Process context; sleeps. Not from a [`JobQueueDriver`] method.
+    /// Process context; sleeps. Not from a [`JobQueueDriver`] method: it takes the queue's
+    /// driver lock for a moment, and waits for a `run()` or `timed_out()` that holds it.
     pub fn flush(&self, timeout: Delta) -> Result {
         if current_being_killed() {
             return Err(EINTR);
         }
-        let last = self.inner.state.lock().last_submitted.clone();
-        match last {
+        match self.inner.last_fence() {
             Some(f) => f.wait_timeout(false, timeout).map(|_| ()),
             None => Ok(()),
         }
