@@ -90,7 +90,6 @@ use crate::{
         ArcBorrow,
         Completion,
         Mutex,
-        SpinLock,
         SpinLockIrq, //
     },
     time::{

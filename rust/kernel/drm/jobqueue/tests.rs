@@ -37,7 +37,8 @@ use crate::{
             Relaxed, //
         },
         new_mutex,
-        new_spinlock_irq, //
+        new_spinlock_irq,
+        SpinLock, //
     },
     time::delay::fsleep,
 };
