@@ -355,8 +355,8 @@ struct State<D: JobQueueDriver> {
     next_to_run: u64,
     next_seqno: u64,
     credits_in_use: u32,
-    /// When the last job left the ring (monotonic ns; it signalled, whether it ran or not),
-    /// for the ring time.
+    /// When the last job left the in-flight list (monotonic ns; it signalled, whether it ran
+    /// or not): when the job behind it got the ring, for the ring time.
     last_finish: i64,
     stats: JobQueueStats,
     /// The pending jobs (all but the first, if `Inner::driver_lock` holds it).

@@ -293,8 +293,10 @@ impl<D: JobQueueDriver> Inner<D> {
         match skip {
             Some(s) => fence.data().skipped.store(s.to_raw(), Relaxed),
             // The clock is read only for a job that finds the ring idle. A job handed behind
-            // one still on the ring gets the ring when that one leaves it, which the
-            // completion path stamps: its times stay 0 until then.
+            // one still on the ring gets the ring when that one leaves it: its `started` stays
+            // 0 until the completion path (or, if that one left during `run()`, the end of
+            // this step) stamps it, and its `ran_at` stays 0 (its ring time runs from the
+            // `last_finish` of the job before it).
             None if st.oldest == seqno => {
                 let now = Instant::<Monotonic>::now().as_nanos();
                 fence.data().started.store(now, Relaxed);
@@ -330,11 +332,18 @@ impl<D: JobQueueDriver> Inner<D> {
                     // INVARIANT: Handed; `late` is cleared with `running`.
                     st.handed = seqno + 1;
                     st.running = None;
-                    (
-                        st.cold.late.take(),
-                        st.oldest == seqno,
-                        st.next_to_run != st.next_seqno,
-                    )
+                    let first = st.oldest == seqno;
+                    if first {
+                        // If the job was handed behind one that left the ring during `run()`,
+                        // the completion path did not stamp it (it was not handed yet): it
+                        // got the ring, and its timeout starts, when that one left.
+                        if let Some(e) = st.inflight.front() {
+                            if e.started.load(Relaxed) == 0 {
+                                e.started.store(st.last_finish, Relaxed);
+                            }
+                        }
+                    }
+                    (st.cold.late.take(), first, st.next_to_run != st.next_seqno)
                 };
                 if first {
                     // The ring was idle: its timeout starts now, not when this pass ends. The

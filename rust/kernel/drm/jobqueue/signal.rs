@@ -140,7 +140,8 @@ impl<D: JobQueueDriver> Inner<D> {
     /// result for them (`None` stops). Jobs that were not run signal their own error without
     /// asking. Only jobs handed to the ring are reached. If a job that ran signalled, the job
     /// now at the front of the ring gets its timeout restarted (the ring made progress, as
-    /// `drm_sched` restarts its timer when a job finishes).
+    /// `drm_sched` restarts its timer when a job finishes); so does a front job whose
+    /// timeout had not started (it was handed behind the jobs that left).
     ///
     /// Callable from any context where a `spinlock_t` may be taken (see
     /// [`JobQueue::complete`]). Returns the number of pending jobs if anything was signalled.
@@ -219,10 +220,14 @@ impl<D: JobQueueDriver> Inner<D> {
                     // INVARIANT: The front job leaves the in-flight range; its credits return.
                     st.oldest = idx + 1;
                     st.stats.in_flight -= 1;
-                    // When the job got the ring: when it ran, or when the job before it left
-                    // (its `ran_at` is 0 if that one was still there then). The next job gets
-                    // the ring now.
-                    let from = ran_at.max(st.last_finish);
+                    // When the job got the ring: when it ran or, if it was handed behind a
+                    // job still in flight (its `ran_at` is 0), when the last job before it
+                    // left. The next job gets the ring now. (A job handed behind others has
+                    // one that ran ahead of it, so `from` is not 0: this only guards.)
+                    let from = match ran_at.max(st.last_finish) {
+                        0 => now.as_nanos(),
+                        t => t,
+                    };
                     st.last_finish = now.as_nanos();
                     match skip {
                         // Both ran, and hold credits.
@@ -257,15 +262,14 @@ impl<D: JobQueueDriver> Inner<D> {
                 }
                 any |= n > 0;
                 if !more && any {
-                    // The ring made progress: the timeout of the job now at the front runs
-                    // from here.
-                    // A job handed behind the ones that left (its `started` is 0) gets the
-                    // ring, and its timeout starts, now too.
-                    if st.oldest < st.handed {
-                        let t = now.get_or_insert_with(Instant::<Monotonic>::now).as_nanos();
-                        if let Some(e) = st.inflight.front() {
-                            let started = e.started.load(Relaxed);
-                            if started == 0 || (progress && started < t) {
+                    // If the ring made progress, the timeout of the job now at the front runs
+                    // from here. So does the timeout of a front job that was handed behind
+                    // the ones that left (its `started` is 0): it gets the ring now.
+                    if let Some(e) = st.inflight.front().filter(|_| st.oldest < st.handed) {
+                        let started = e.started.load(Relaxed);
+                        if progress || started == 0 {
+                            let t = now.get_or_insert_with(Instant::<Monotonic>::now).as_nanos();
+                            if started < t {
                                 e.started.store(t, Relaxed);
                             }
                         }

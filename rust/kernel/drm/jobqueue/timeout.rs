@@ -68,9 +68,9 @@ impl<D: JobQueueDriver> Inner<D> {
         st.front_running().map(|e| {
             let mut started = e.started.load(Relaxed);
             if started == 0 {
-                // Handed behind a job that left the ring since, without a completion path
-                // starting this one's timeout yet (it is between two batches, or the job
-                // before it did not run): it starts now.
+                // Handed behind a job that left the ring since, without the completion
+                // path starting this one's timeout yet (it is between two batches of a
+                // completion): it starts now.
                 started = now;
                 e.started.store(now, Relaxed);
             }

@@ -432,6 +432,48 @@ mod lifecycle_cases {
         Ok(())
     }
 
+    /// A job handed behind one that leaves the ring while the job's `run()` executes starts
+    /// its timeout when that one left, not when the timer next finds it (which could be a
+    /// whole timeout later).
+    #[test]
+    fn race_timeout_start_against_completion_during_run() -> Result {
+        const TIMEOUT_MS: i64 = 500;
+        // `run()` and `timed_out()` take 100 ms.
+        let ring = LifeRing::new(100_000, TimeoutAction::Progressing)?;
+        let q = life_queue(&ring, 4, TIMEOUT_MS)?;
+        // Returns after `run(a)`: `a` is on the ring, and the timeout is armed.
+        let a = submit(&q, &[])?;
+        let left = Arc::new(Atomic::new(0i64), GFP_KERNEL)?;
+        let completer = {
+            let (q, ring, left, seqno) = (q.clone(), ring.clone(), left.clone(), a.seqno());
+            spawn(move || {
+                // `a` leaves the ring while `run(b)` executes.
+                if wait_for(5000, || {
+                    ring.ran.load(Relaxed) == 1 && ring.inside.load(Relaxed) == 1
+                }) {
+                    let now = crate::time::Instant::<crate::time::Monotonic>::now();
+                    left.store(now.as_nanos(), Relaxed);
+                    q.complete(seqno, Ok(()));
+                }
+            })?
+        };
+        let b = submit(&q, &[])?;
+        completer.join();
+        wait(&a)?;
+        let left = left.load(Relaxed);
+        // `b` hangs: its first timeout comes one timeout after `a` left.
+        let fired = wait_for(5000, || ring.timeouts.load(Relaxed) > 0);
+        let now = crate::time::Instant::<crate::time::Monotonic>::now().as_nanos();
+        let after_ms = (now - left) / 1_000_000;
+        pr_info!("timeout_start: timed out {after_ms} ms after the job before it left\n");
+        q.complete(u64::MAX, Ok(()));
+        wait(&b)?;
+        assert!(left != 0 && fired);
+        assert!(after_ms >= TIMEOUT_MS * 4 / 5 && after_ms < TIMEOUT_MS * 3 / 2);
+        assert_eq!(ring.violations.load(Relaxed), 0);
+        Ok(())
+    }
+
     /// Item 4: a callback on a dependency looks at the queue's counters while the queue polls
     /// that dependency. Lockdep reports a queue lock held around the fence's lock.
     #[test]
