@@ -392,8 +392,9 @@ struct Cold {
 ///
 /// # Locking
 ///
-/// Lock order, outermost first: `driver_lock` (a mutex, taken by the work items and, with
-/// `try_lock`, by the direct run of [`PreparedJob::submit`]),
+/// Lock order, outermost first: `driver_lock` (a mutex, taken by the work items, by
+/// [`JobQueue::park`], [`JobQueue::flush`] and [`JobQueue::shutdown`] and, with `try_lock`,
+/// by the direct run of [`PreparedJob::submit`]),
 /// `signal_lock`, `state` (which also guards the lists of pending and in-flight jobs). Only
 /// `driver_lock` is held while calling the driver or
 /// a dependency fence. `deadline_hook`'s lock is taken by whoever sets a deadline on a done
@@ -627,10 +628,13 @@ impl<D: JobQueueDriver> Inner<D> {
 
     /// The done fence of the last job submitted, unless every job has signalled: the last
     /// pending job's, else the head job's (the driver lock holds it), else the last job's in
-    /// flight. Takes the driver lock, so sleeps while a `run()` executes. Jobs are on these
-    /// lists in seqno order, so none is kept for this on the submit path.
+    /// flight. Jobs are on these lists in seqno order, so none is kept for this on the submit
+    /// path. Takes the driver lock, so sleeps while a `run()`, `timed_out()` or `stop()`
+    /// executes; and `signal_lock`, which a completion holds from taking jobs off the
+    /// in-flight list until their fences have signalled.
     fn last_fence(&self) -> Option<ARef<Fence>> {
         let head = self.driver_lock.lock();
+        let _signal = self.signal_lock.lock();
         let st = self.state.lock();
         st.pending
             .last_fence()

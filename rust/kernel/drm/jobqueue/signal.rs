@@ -465,12 +465,15 @@ impl<D: JobQueueDriver> JobQueue<D> {
     /// that exits normally gets its work done, one that is killed gets it cancelled. Returns
     /// `Ok(())` once everything signalled, `ETIMEDOUT` if `timeout` passed first, and `EINTR`
     /// without waiting if the current task is being killed (`SIGKILL` pending, or exiting
-    /// because of it). The wait itself is not interruptible (it is bounded).
+    /// because of it). The wait itself is not interruptible (it is bounded: by `timeout`, and
+    /// by the driver's methods, which may not wait for anything unbounded).
     ///
     /// # Context
     ///
-    /// Process context; sleeps. Not from a [`JobQueueDriver`] method: it takes the queue's
-    /// driver lock for a moment, and waits for a `run()` or `timed_out()` that holds it.
+    /// Process context; sleeps. Not from a [`JobQueueDriver`] method, nor with a lock held
+    /// that one takes: it takes the queue's driver lock for a moment, so it first waits for a
+    /// `run()`, `timed_out()` or `stop()` in progress (outside `timeout`, and whatever the
+    /// task's signals).
     pub fn flush(&self, timeout: Delta) -> Result {
         if current_being_killed() {
             return Err(EINTR);
