@@ -532,7 +532,7 @@ mod lifecycle_cases {
         q.complete(u64::MAX, Ok(()));
         wait(&b)?;
         assert!(left != 0 && fired);
-        assert!(after_ms >= TIMEOUT_MS * 4 / 5 && after_ms < TIMEOUT_MS * 3 / 2);
+        assert!((TIMEOUT_MS * 4 / 5..TIMEOUT_MS * 3 / 2).contains(&after_ms));
         assert_eq!(ring.violations.load(Relaxed), 0);
         Ok(())
     }
