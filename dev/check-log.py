@@ -188,8 +188,9 @@ def userspace(path, opts):
                 print(f"  FAIL (skipped on {arch}) {name}")
             failed += len(skipped)
     # The KUnit fail-nth suite, re-run through debugfs with GFP_KERNEL faults
-    # on (at boot they are off and its cases sweep nothing): every case must
-    # pass and all five sweeps must have injected faults.
+    # on, after the boot's run: between its markers the guest prints the
+    # re-run's results and sweeps. Every case must pass and all five sweeps of
+    # the re-run must have injected faults.
     kcases, sweeps, in_k = [], [], False
     for line in lines:
         if "jq-kunit: results begin" in line:
@@ -200,9 +201,9 @@ def userspace(path, opts):
             m = KTAP_CASE.match(line)
             if m:
                 kcases.append((m.group(2), not m.group(1) and "# SKIP" not in line))
-        m = SWEEP.search(line)
-        if m:
-            sweeps.append(int(m.group(1)))
+            m = SWEEP.search(line)
+            if m:
+                sweeps.append(int(m.group(1)))
     kbad = [name for name, good in kcases if not good]
     if not kcases or kbad or len(sweeps) < 5 or min(sweeps) == 0:
         print(f"  KUnit fail-nth re-run: cases {len(kcases)}, failed or skipped {kbad}, "
