@@ -31,6 +31,7 @@ use crate::{
             RcuBox, //
         },
         Arc,
+        ArcBorrow,
         SpinLockIrq, //
     },
     time::{
@@ -696,34 +697,39 @@ impl<T> DriverFence<T> {
         const CHUNK: usize = 8;
         let mut fences = fences.into_iter().peekable();
         while let Some((first, res)) = fences.next() {
-            let Some(ctx) = first.ctx().cloned() else {
+            let Some(ctx) = first.ctx().map(Arc::as_ptr) else {
                 // Unreachable: every live fence has its context. Dropping it warns, as
                 // `complete()` does when it finds none.
                 drop(first);
                 continue;
             };
             // The iterator is only advanced with no lock held: it may drop fences (a `filter`,
-            // say), which signals them, or sleep.
+            // say), which signals them, or sleep. `first` keeps `ctx` alive until then.
             let mut chunk: [Option<(Self, Result)>; CHUNK] = Default::default();
             chunk[0] = Some((first, res));
             let mut n = 1;
             while n < CHUNK
                 && fences
                     .peek()
-                    .is_some_and(|(f, _)| f.ctx().is_some_and(|c| Arc::ptr_eq(c, &ctx)))
+                    .is_some_and(|(f, _)| f.ctx().is_some_and(|c| Arc::as_ptr(c) == ctx))
             {
                 chunk[n] = fences.next();
                 n += 1;
             }
-            let mut order = ctx.order.lock();
+            // SAFETY: `ctx` is alive: the chunk's fences, which are ours, hold references to it.
+            let mut order = unsafe { &*ctx }.order.lock();
             for (fence, res) in chunk.iter_mut().filter_map(Option::take) {
                 let mut fence = ManuallyDrop::new(fence);
                 // SAFETY: `fence` is never used again; `order` is the lock of its timeline
                 // (`ctx`, which it shares with the chunk's first fence).
                 unsafe { fence.enqueue(&mut order, res, Some(timestamp)) };
             }
-            // SAFETY: `order` is the guard of `ctx.order`.
-            unsafe { Self::signal_in_order(&ctx, order) };
+            // SAFETY: `order` is the guard of the live `ctx`'s lock, which the context
+            // references of the fences just queued keep alive while it is held.
+            let done = unsafe { Self::signal_in_order(ctx, order) };
+            // SAFETY: `signal_in_order()` returned these to us, and the timeline is no longer
+            // used here.
+            unsafe { finish_signalled(done) };
         }
         Signalled(())
     }
@@ -741,21 +747,28 @@ impl<T> DriverFence<T> {
     /// Every fence goes through the timeline's `Order::deferred` list. One thread at a time
     /// (`Order::busy`) takes the run of consecutive fences from the front and signals them
     /// outside the lock, so that callbacks never run under it and may signal or drop fences
-    /// of the same timeline (those are then signalled by that thread's loop).
+    /// of the same timeline (those are then signalled by that thread's loop). That thread
+    /// finishes the fences it signalled (drops their data, context and fence references) only
+    /// once it no longer uses the timeline, so their context references keep the context alive
+    /// meanwhile and none is taken per signal.
     fn complete(&mut self, res: Result, timestamp: Option<Instant<Monotonic>>) {
-        // The fences on the list hold a reference to the context until they are finished, and
-        // the busy thread finishes the last of them only after its last use of `order`: this
-        // one keeps it alive until then.
-        let Some(ctx) = self.ctx().cloned() else {
+        let Some(ctx) = self.ctx().map(Arc::as_ptr) else {
             // Unreachable: every live fence has its context.
             crate::warn_on!(true);
             return;
         };
-        let mut order = ctx.order.lock();
+        // SAFETY: `ctx` is alive: this fence holds a reference to it until it is finished,
+        // which `signal_in_order()` (ours or another thread's) does only once this thread
+        // released the lock (or later, by the fences it returns).
+        let mut order = unsafe { &*ctx }.order.lock();
         // SAFETY: Called once, after which `self` is not used; `order` is its timeline's lock.
         unsafe { self.enqueue(&mut order, res, timestamp) };
-        // SAFETY: `order` is the guard of `ctx.order`.
-        unsafe { Self::signal_in_order(&ctx, order) };
+        // SAFETY: `order` is the guard of the live `ctx`'s lock, which the context reference
+        // of the fence just queued keeps alive while it is held.
+        let done = unsafe { Self::signal_in_order(ctx, order) };
+        // SAFETY: `signal_in_order()` returned these to us, and the timeline is no longer used
+        // here.
+        unsafe { finish_signalled(done) };
     }
 
     /// Hands the fence, its data, context and reference over to its timeline's
@@ -813,18 +826,28 @@ impl<T> DriverFence<T> {
     /// Unless another thread signals the timeline `ctx` already, signals the fences of its
     /// `Order::deferred` list that are next in order, outside the lock, until none is.
     ///
+    /// Returns the fences it signalled, linked through `FenceHeader::next_deferred`, for the
+    /// caller to finish ([`finish_signalled`]) once it no longer uses the timeline: they hold
+    /// the references to the context that keep it alive until then. Their owners handed them
+    /// over, so no context reference is taken per signal.
+    ///
     /// # Safety
     ///
-    /// `order` is the guard of `ctx.order`.
-    unsafe fn signal_in_order<'a>(
-        ctx: &'a FenceCtx,
-        mut order: Guard<'a, Order, SpinLockIrqBackend>,
-    ) {
+    /// `ctx` comes from [`Arc::as_ptr`], and `order` is the guard of its lock; a context
+    /// reference that stays valid while the guard is held keeps `ctx` alive.
+    unsafe fn signal_in_order(
+        ctx: *const FenceCtx,
+        mut order: Guard<'_, Order, SpinLockIrqBackend>,
+    ) -> *mut FenceHeader {
         if order.busy {
             // Another thread signals this timeline; its loop picks these fences up in turn.
-            return;
+            // SAFETY: As required, `ctx` stays alive while `order` is held.
+            unsafe { unlock_holding(ctx, order) };
+            return core::ptr::null_mut();
         }
         order.busy = true;
+        let mut done: *mut FenceHeader = core::ptr::null_mut();
+        let mut done_tail: *mut *mut FenceHeader = &mut done;
         loop {
             // The run of consecutive fences at the front, in order.
             let mut run: *mut FenceHeader = core::ptr::null_mut();
@@ -850,20 +873,63 @@ impl<T> DriverFence<T> {
             }
             if run.is_null() {
                 order.busy = false;
-                break;
+                if done.is_null() {
+                    // Nothing of ours keeps the context alive past the unlock: the fences
+                    // this thread queued may be signalled and finished by another.
+                    // SAFETY: As required, `ctx` stays alive while `order` is held.
+                    unsafe { unlock_holding(ctx, order) };
+                } else {
+                    drop(order);
+                }
+                return done;
             }
             drop(order);
-            while !run.is_null() {
-                let h = run;
+            let mut h = run;
+            while !h.is_null() {
                 // SAFETY: `h` was taken off the list, in order; its owner handed its parts and
                 // reference over. We are the only signaller of the timeline (`busy`).
                 unsafe {
-                    run = (*h).next_deferred;
                     signal_raw(h.cast(), (*h).deferred_errno, (*h).deferred_ts);
-                    ((*h).finish)(h);
+                    h = (*h).next_deferred;
                 }
             }
-            order = ctx.order.lock();
+            // SAFETY: `done_tail` is the link at the end of `done`, which `run` extends.
+            unsafe { *done_tail = run };
+            done_tail = tail;
+            // SAFETY: The fences of `done` hold context references, so `ctx` is alive.
+            order = unsafe { &*ctx }.order.lock();
+        }
+    }
+}
+
+/// Releases the order lock of `ctx`, with a context reference held across the unlock: once
+/// the lock is free, another thread may finish the fences that kept `ctx` alive.
+///
+/// # Safety
+///
+/// `ctx` comes from [`Arc::as_ptr`] and `order` is the guard of its lock; the context is alive
+/// while the guard is held.
+unsafe fn unlock_holding(ctx: *const FenceCtx, order: Guard<'_, Order, SpinLockIrqBackend>) {
+    // SAFETY: `ctx` comes from `Arc::as_ptr()` and its count cannot reach zero while `order`
+    // is held; the new reference is taken before the unlock.
+    let keep: Arc<FenceCtx> = unsafe { ArcBorrow::from_raw(ctx) }.into();
+    drop(order);
+    drop(keep);
+}
+
+/// Finishes (drops the data, the context reference and the fence reference of) each fence of
+/// a list that [`DriverFence::signal_in_order`] returned.
+///
+/// # Safety
+///
+/// `list` is such a list, given up by the caller, who no longer uses their timeline.
+unsafe fn finish_signalled(mut list: *mut FenceHeader) {
+    while !list.is_null() {
+        let h = list;
+        // SAFETY: `h` is a signalled fence of the list, still alive: it is finished only below.
+        unsafe {
+            list = (*h).next_deferred;
+            ((*h).finish)(h);
         }
     }
 }
