@@ -19,8 +19,11 @@ use crate::{
             AlwaysRefCounted, //
         },
         atomic::{
+            Acquire,
             Atomic,
-            Relaxed, //
+            Full,
+            Relaxed,
+            Release, //
         },
         lock::{
             spinlock::SpinLockIrqBackend,
@@ -124,6 +127,13 @@ pub struct FenceCtx {
     /// The signalling order of the timeline.
     #[pin]
     order: SpinLockIrq<Order>,
+    /// A thread signals fences of the timeline, outside `order`: only that one, in order. Set
+    /// under `order`; cleared under it, or without it by that thread once it signalled what it
+    /// took, so that a lone signal takes the lock once (see `DriverFence::signal_in_order()`).
+    busy: Atomic<bool>,
+    /// A fence was queued while `busy` was set: the busy thread must look at the list again
+    /// before it stops. Written under `order`, read by the busy thread without it.
+    more: Atomic<bool>,
 }
 
 /// The signalling order of a timeline, protected by `FenceCtx::order`.
@@ -134,16 +144,13 @@ pub struct FenceCtx {
 /// signalled. `deferred` is a list, sorted by sequence number and linked through
 /// `FenceHeader::next_deferred`, of fences that were signalled by their owner but are not
 /// signalled yet; each holds a reference to its fence and still owns its data and context
-/// reference. `last` is null if `deferred` is, else its last entry. While `busy`, exactly
-/// one thread signals fences of the timeline, in order.
+/// reference. `last` is null if `deferred` is, else its last entry.
 struct Order {
     next: u64,
     deferred: *mut FenceHeader,
     /// The last entry of `deferred`: fences are mostly signalled in order, and are then
     /// appended here without walking the list.
     last: *mut FenceHeader,
-    /// A thread is signalling fences of the timeline (outside the lock).
-    busy: bool,
 }
 
 // SAFETY: The list is only used under the lock; the fences may be signalled from any thread.
@@ -199,11 +206,12 @@ impl FenceCtx {
                         next: 1,
                         deferred: core::ptr::null_mut(),
                         last: core::ptr::null_mut(),
-                        busy: false,
                     },
                     order_name,
                     order_key,
                 ),
+                busy: Atomic::new(false),
+                more: Atomic::new(false),
             }),
             GFP_KERNEL,
         )
@@ -745,7 +753,7 @@ impl<T> DriverFence<T> {
     /// `self` must not be used.
     ///
     /// Every fence goes through the timeline's `Order::deferred` list. One thread at a time
-    /// (`Order::busy`) takes the run of consecutive fences from the front and signals them
+    /// (`FenceCtx::busy`) takes the run of consecutive fences from the front and signals them
     /// outside the lock, so that callbacks never run under it and may signal or drop fences
     /// of the same timeline (those are then signalled by that thread's loop). That thread
     /// finishes the fences it signalled (drops their data, context and fence references) only
@@ -839,16 +847,25 @@ impl<T> DriverFence<T> {
         ctx: *const FenceCtx,
         mut order: Guard<'_, Order, SpinLockIrqBackend>,
     ) -> *mut FenceHeader {
-        if order.busy {
-            // Another thread signals this timeline; its loop picks these fences up in turn.
-            // SAFETY: As required, `ctx` stays alive while `order` is held.
-            unsafe { unlock_holding(ctx, order) };
-            return core::ptr::null_mut();
+        // SAFETY: As required, `ctx` is alive while `order` is held.
+        let (busy, more) = unsafe { (&(*ctx).busy, &(*ctx).more) };
+        if busy.load(Acquire) {
+            // Another thread signals this timeline, and its loop picks these fences up in
+            // turn, unless it is just stopping: it clears `busy`, then reads `more` (both
+            // fully ordered, as here in the other order), so one of the two sees the other.
+            more.xchg(true, Full);
+            if busy.load(Acquire) {
+                // SAFETY: As required, `ctx` stays alive while `order` is held.
+                unsafe { unlock_holding(ctx, order) };
+                return core::ptr::null_mut();
+            }
+            // It stopped: the `Acquire` orders its signals before ours.
         }
-        order.busy = true;
+        busy.store(true, Relaxed);
         let mut done: *mut FenceHeader = core::ptr::null_mut();
         let mut done_tail: *mut *mut FenceHeader = &mut done;
         loop {
+            more.store(false, Relaxed);
             // The run of consecutive fences at the front, in order.
             let mut run: *mut FenceHeader = core::ptr::null_mut();
             let mut tail: *mut *mut FenceHeader = &mut run;
@@ -872,7 +889,8 @@ impl<T> DriverFence<T> {
                 }
             }
             if run.is_null() {
-                order.busy = false;
+                // Under the lock: whoever queues next sees it.
+                busy.store(false, Release);
                 if done.is_null() {
                     // Nothing of ours keeps the context alive past the unlock: the fences
                     // this thread queued may be signalled and finished by another.
@@ -896,8 +914,20 @@ impl<T> DriverFence<T> {
             // SAFETY: `done_tail` is the link at the end of `done`, which `run` extends.
             unsafe { *done_tail = run };
             done_tail = tail;
+            // Stop without the lock unless a fence was queued meanwhile (see above). `busy`
+            // and `more` stay valid: the fences of `done` hold context references.
+            busy.xchg(false, Full);
+            if !more.load(Relaxed) {
+                return done;
+            }
             // SAFETY: The fences of `done` hold context references, so `ctx` is alive.
             order = unsafe { &*ctx }.order.lock();
+            if busy.load(Relaxed) {
+                // A thread that queued a fence saw us stop and signals in our place.
+                drop(order);
+                return done;
+            }
+            busy.store(true, Relaxed);
         }
     }
 }

@@ -326,13 +326,16 @@ mod ext {
         },
         kunit::{
             lockdep_enabled,
+            move_to_cpu,
             ExpectSplat, //
         },
         prelude::*,
         sync::{
             atomic::{
+                Acquire,
                 Atomic,
-                Relaxed, //
+                Relaxed,
+                Release, //
             },
             new_mutex,
             new_spinlock_irq,
@@ -903,6 +906,118 @@ mod ext {
         let order = seen.lock();
         assert_eq!(order.len(), N);
         assert!(order.windows(2).all(|w| w[0] < w[1]));
+        Ok(())
+    }
+
+    /// What the two sides of [`signaller_hands_over_to_queuer()`] share.
+    struct SignalRound {
+        /// The round the first side started.
+        go: Atomic<u32>,
+        /// The rounds in which the second side's `signal()` returned.
+        queued: Atomic<u32>,
+    }
+
+    impl SignalRound {
+        /// Spins until `what` reaches `round`, or for at most 200 ms; returns whether it did.
+        fn wait(what: &Atomic<u32>, round: u32) -> bool {
+            use crate::time::{
+                Instant,
+                Monotonic, //
+            };
+            let start = Instant::<Monotonic>::now();
+            while what.load(Acquire) < round {
+                if start.elapsed() > Delta::from_millis(200) {
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+            true
+        }
+    }
+
+    /// Holds up the signalling of its fence until the other side's `signal()` of the next
+    /// fence returned in this round.
+    struct WaitQueued(Arc<SignalRound>, u32);
+
+    impl FenceCb for WaitQueued {
+        fn called(self) {
+            let _ = SignalRound::wait(&self.0.queued, self.1);
+        }
+    }
+
+    /// A thread signals a fence while another, on another CPU, signals the next one of the
+    /// timeline, round after round. The first becomes the timeline's signaller; the second
+    /// finds it busy and leaves its fence to it, and (held up by a callback of the first
+    /// fence) does so while the first still signals, so that the signaller must see the
+    /// queued fence as it stops without the lock. Once both `signal()` calls of a round
+    /// returned, both fences must have signalled: a signaller that stops without seeing the
+    /// queued fence leaves it unsignalled, until the timeline's next signal (for good if there
+    /// is none).
+    #[test]
+    fn signaller_hands_over_to_queuer() -> Result {
+        const ROUNDS: u32 = 1000;
+        if crate::cpu::nr_cpu_ids() < 2 {
+            crate::kunit::skip(c"needs two CPUs");
+            return Ok(());
+        }
+        let ctx = ctx()?;
+        let shared = Arc::new(
+            SignalRound {
+                go: Atomic::new(0),
+                queued: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let mut consumers = KVec::with_capacity(2 * ROUNDS as usize, GFP_KERNEL)?;
+        let mut regs = KVec::with_capacity(ROUNDS as usize, GFP_KERNEL)?;
+        let mut first = KVec::with_capacity(ROUNDS as usize, GFP_KERNEL)?;
+        let mut second = KVec::with_capacity(ROUNDS as usize, GFP_KERNEL)?;
+        for round in 1..=ROUNDS {
+            let (a, b) = (fence(&ctx)?, fence(&ctx)?);
+            let reg = KBox::try_pin_init(
+                FenceCbRegistration::new(a.fence(), WaitQueued(shared.clone(), round)),
+                GFP_KERNEL,
+            )
+            .map_err(Error::from)?;
+            regs.push(reg, GFP_KERNEL)?;
+            consumers.push(a.fence(), GFP_KERNEL)?;
+            consumers.push(b.fence(), GFP_KERNEL)?;
+            first.push(a, GFP_KERNEL)?;
+            second.push(b, GFP_KERNEL)?;
+        }
+        move_to_cpu(Some(0))?;
+        let other = {
+            let shared = shared.clone();
+            spawn(move || {
+                let _ = move_to_cpu(Some(1));
+                for (round, b) in (1..).zip(second) {
+                    // Without the first side (it gave up), signal anyway: no fence is left.
+                    let _ = SignalRound::wait(&shared.go, round);
+                    let _ = b.signal(Ok(()));
+                    shared.queued.store(round, Release);
+                }
+            })?
+        };
+        let (mut late, mut lost) = (0, 0);
+        for (round, a) in (1..).zip(first) {
+            shared.go.store(round, Release);
+            let _ = a.signal(Ok(()));
+            if !SignalRound::wait(&shared.queued, round) {
+                late += 1;
+            }
+            let i = 2 * (round - 1) as usize;
+            if !consumers[i].is_signaled() || !consumers[i + 1].is_signaled() {
+                if lost == 0 {
+                    pr_err!("round {round}: the second fence was left unsignalled\n");
+                }
+                lost += 1;
+            }
+        }
+        other.join();
+        move_to_cpu(None)?;
+        assert_eq!(late, 0);
+        assert_eq!(lost, 0);
+        assert!(consumers.iter().all(|c| c.status() == Some(Ok(()))));
         Ok(())
     }
 

@@ -193,6 +193,32 @@ impl Spawned {
     }
 }
 
+/// Moves the calling thread to `cpu`, or lets it run on any CPU again with `None`.
+///
+/// A race test that needs its two sides on two CPUs at once pins each; a CPU that is not
+/// possible selects none, and the call fails.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::kunit::move_to_cpu;
+///
+/// move_to_cpu(Some(0))?;
+/// move_to_cpu(None)?;
+/// # Ok::<(), Error>(())
+/// ```
+pub fn move_to_cpu(cpu: Option<u32>) -> Result {
+    let mut mask = crate::cpumask::CpumaskVar::new_zero(GFP_KERNEL)?;
+    match cpu {
+        Some(n) => mask.set(crate::cpu::CpuId::from_u32(n).ok_or(EINVAL)?),
+        None => mask.setall(),
+    }
+    // SAFETY: The current task is alive, and `mask` is a valid cpumask for the call.
+    crate::error::to_result(unsafe {
+        bindings::set_cpus_allowed_ptr(crate::task::Task::current_raw(), mask.as_raw())
+    })
+}
+
 /// Runs `f` on a worker of the default (unbound) workqueue, usually on another CPU; returns a
 /// handle to [`join`](Spawned::join) it.
 ///

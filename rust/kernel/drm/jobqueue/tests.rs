@@ -29,6 +29,7 @@ use crate::{
     kunit::{
         fail_nth,
         lockdep_enabled,
+        move_to_cpu,
         spawn, //
     },
     sync::{

@@ -291,19 +291,6 @@ fn submit(q: &LifeQueue, deps: &[ARef<Fence>]) -> Result<ARef<Fence>> {
     Ok(p.submit())
 }
 
-/// Moves the calling thread to `cpu`, or lets it run anywhere again with `None`.
-fn move_to_cpu(cpu: Option<u32>) -> Result {
-    let mut mask = crate::cpumask::CpumaskVar::new_zero(GFP_KERNEL)?;
-    match cpu.and_then(crate::cpu::CpuId::from_u32) {
-        Some(id) => mask.set(id),
-        None => mask.setall(),
-    }
-    // SAFETY: The current task is alive, and `mask` is a valid cpumask for the call.
-    crate::error::to_result(unsafe {
-        bindings::set_cpus_allowed_ptr(crate::task::Task::current_raw(), mask.as_raw())
-    })
-}
-
 /// Signals nothing, but looks at the queue's counters, as a done-fence callback may.
 struct StatsCb {
     queue: Arc<LifeQueue>,
