@@ -119,6 +119,13 @@ pub trait FenceDeadline: Send + Sync + 'static {
 /// assert!(fa.is_signaled() && fb.is_signaled());
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// # Invariants
+///
+/// While `busy` is set, exactly one thread signals fences of the timeline, outside `order`, in
+/// seqno order; it is set only under `order`, by a thread that found it clear with `Acquire`
+/// (so after the previous signaller's signals). `more` is cleared only under `order`, by that
+/// thread, right before it takes the next run of fences off the list.
 #[pin_data(PinnedDrop)]
 pub struct FenceCtx {
     context: u64,
@@ -132,7 +139,8 @@ pub struct FenceCtx {
     /// took, so that a lone signal takes the lock once (see `DriverFence::signal_in_order()`).
     busy: Atomic<bool>,
     /// A fence was queued while `busy` was set: the busy thread must look at the list again
-    /// before it stops. Written under `order`, read by the busy thread without it.
+    /// before it stops. Written under `order`; read without it by the thread that has just
+    /// cleared `busy`.
     more: Atomic<bool>,
 }
 
@@ -312,7 +320,8 @@ struct FenceHeader {
     /// Drops the data and the context reference of a signalled fence, and its reference:
     /// `finish::<T>` of the allocation's `T`.
     finish: unsafe fn(*mut FenceHeader),
-    /// While the fence waits in `Order::deferred`: the next one there.
+    /// While the fence waits in `Order::deferred`, or in the run its signaller took off it:
+    /// the next one there.
     next_deferred: *mut FenceHeader,
     /// While the fence waits in `Order::deferred`: its errno (or 0) and its timestamp (or
     /// `i64::MIN` for the time it really signals).
@@ -734,10 +743,10 @@ impl<T> DriverFence<T> {
             }
             // SAFETY: `order` is the guard of the live `ctx`'s lock, which the context
             // references of the fences just queued keep alive while it is held.
-            let done = unsafe { Self::signal_in_order(ctx, order) };
-            // SAFETY: `signal_in_order()` returned these to us, and the timeline is no longer
-            // used here.
-            unsafe { finish_signalled(done) };
+            let kept = unsafe { Self::signal_in_order(ctx, order) };
+            // SAFETY: `signal_in_order()` gave it to us, and the timeline is no longer used
+            // here.
+            unsafe { finish_signalled(kept) };
         }
         Signalled(())
     }
@@ -756,9 +765,9 @@ impl<T> DriverFence<T> {
     /// (`FenceCtx::busy`) takes the run of consecutive fences from the front and signals them
     /// outside the lock, so that callbacks never run under it and may signal or drop fences
     /// of the same timeline (those are then signalled by that thread's loop). That thread
-    /// finishes the fences it signalled (drops their data, context and fence references) only
-    /// once it no longer uses the timeline, so their context references keep the context alive
-    /// meanwhile and none is taken per signal.
+    /// keeps the last fence it signalled unfinished (its data, context and fence references)
+    /// until it no longer uses the timeline, so that its context reference keeps the context
+    /// alive meanwhile and none is taken per signal; [`finish_signalled`] then finishes it.
     fn complete(&mut self, res: Result, timestamp: Option<Instant<Monotonic>>) {
         let Some(ctx) = self.ctx().map(Arc::as_ptr) else {
             // Unreachable: every live fence has its context.
@@ -766,17 +775,16 @@ impl<T> DriverFence<T> {
             return;
         };
         // SAFETY: `ctx` is alive: this fence holds a reference to it until it is finished,
-        // which `signal_in_order()` (ours or another thread's) does only once this thread
-        // released the lock (or later, by the fences it returns).
+        // which the timeline's signaller (this thread or another) does only once this thread
+        // released the lock, or later.
         let mut order = unsafe { &*ctx }.order.lock();
         // SAFETY: Called once, after which `self` is not used; `order` is its timeline's lock.
         unsafe { self.enqueue(&mut order, res, timestamp) };
         // SAFETY: `order` is the guard of the live `ctx`'s lock, which the context reference
         // of the fence just queued keeps alive while it is held.
-        let done = unsafe { Self::signal_in_order(ctx, order) };
-        // SAFETY: `signal_in_order()` returned these to us, and the timeline is no longer used
-        // here.
-        unsafe { finish_signalled(done) };
+        let kept = unsafe { Self::signal_in_order(ctx, order) };
+        // SAFETY: `signal_in_order()` gave it to us, and the timeline is no longer used here.
+        unsafe { finish_signalled(kept) };
     }
 
     /// Hands the fence, its data, context and reference over to its timeline's
@@ -834,10 +842,10 @@ impl<T> DriverFence<T> {
     /// Unless another thread signals the timeline `ctx` already, signals the fences of its
     /// `Order::deferred` list that are next in order, outside the lock, until none is.
     ///
-    /// Returns the fences it signalled, linked through `FenceHeader::next_deferred`, for the
-    /// caller to finish ([`finish_signalled`]) once it no longer uses the timeline: they hold
-    /// the references to the context that keep it alive until then. Their owners handed them
-    /// over, so no context reference is taken per signal.
+    /// Each fence is finished right after it signalled, but for the last one: that one's
+    /// context reference keeps `ctx` alive while this thread still uses it, so no reference is
+    /// taken per signal. It is returned (or null, if this thread signalled nothing) for the
+    /// caller to finish with [`finish_signalled`] once it no longer uses the timeline.
     ///
     /// # Safety
     ///
@@ -847,7 +855,8 @@ impl<T> DriverFence<T> {
         ctx: *const FenceCtx,
         mut order: Guard<'_, Order, SpinLockIrqBackend>,
     ) -> *mut FenceHeader {
-        // SAFETY: As required, `ctx` is alive while `order` is held.
+        // SAFETY: As required, `ctx` is alive while `order` is held; below, `busy` and `more`
+        // are used after an unlock only while the fence kept by this thread keeps it alive.
         let (busy, more) = unsafe { (&(*ctx).busy, &(*ctx).more) };
         if busy.load(Acquire) {
             // Another thread signals this timeline, and its loop picks these fences up in
@@ -861,10 +870,13 @@ impl<T> DriverFence<T> {
             }
             // It stopped: the `Acquire` orders its signals before ours.
         }
+        // INVARIANT: Found clear with `Acquire`, set under the lock: this thread signals.
         busy.store(true, Relaxed);
-        let mut done: *mut FenceHeader = core::ptr::null_mut();
-        let mut done_tail: *mut *mut FenceHeader = &mut done;
+        // The last fence this thread signalled, not finished yet.
+        let mut kept: *mut FenceHeader = core::ptr::null_mut();
         loop {
+            // INVARIANT: Cleared under the lock, right before the run is taken: a fence queued
+            // from now on sets it again.
             more.store(false, Relaxed);
             // The run of consecutive fences at the front, in order.
             let mut run: *mut FenceHeader = core::ptr::null_mut();
@@ -889,9 +901,9 @@ impl<T> DriverFence<T> {
                 }
             }
             if run.is_null() {
-                // Under the lock: whoever queues next sees it.
-                busy.store(false, Release);
-                if done.is_null() {
+                // INVARIANT: Cleared under the lock: whoever queues next sees it.
+                busy.store(false, Relaxed);
+                if kept.is_null() {
                     // Nothing of ours keeps the context alive past the unlock: the fences
                     // this thread queued may be signalled and finished by another.
                     // SAFETY: As required, `ctx` stays alive while `order` is held.
@@ -899,34 +911,45 @@ impl<T> DriverFence<T> {
                 } else {
                     drop(order);
                 }
-                return done;
+                return kept;
             }
             drop(order);
+            // SAFETY: The fences of `run` hold context references until finished, so the one
+            // kept from the previous run is no longer needed for that.
+            unsafe { finish_signalled(kept) };
             let mut h = run;
-            while !h.is_null() {
+            loop {
                 // SAFETY: `h` was taken off the list, in order; its owner handed its parts and
-                // reference over. We are the only signaller of the timeline (`busy`).
+                // reference over. We are the only signaller of the timeline (`busy`). It is
+                // finished only after its last use here.
                 unsafe {
                     signal_raw(h.cast(), (*h).deferred_errno, (*h).deferred_ts);
-                    h = (*h).next_deferred;
+                    let next = (*h).next_deferred;
+                    if next.is_null() {
+                        kept = h;
+                        break;
+                    }
+                    // The later fences of the run keep the context alive.
+                    ((*h).finish)(h);
+                    h = next;
                 }
             }
-            // SAFETY: `done_tail` is the link at the end of `done`, which `run` extends.
-            unsafe { *done_tail = run };
-            done_tail = tail;
-            // Stop without the lock unless a fence was queued meanwhile (see above). `busy`
-            // and `more` stay valid: the fences of `done` hold context references.
+            // INVARIANT: This thread signalled what it took and stops, without the lock unless
+            // a fence was queued meanwhile (see above). `busy` and `more` stay valid: `kept`
+            // holds a context reference.
             busy.xchg(false, Full);
             if !more.load(Relaxed) {
-                return done;
+                return kept;
             }
-            // SAFETY: The fences of `done` hold context references, so `ctx` is alive.
+            // SAFETY: `kept` holds a context reference, so `ctx` is alive.
             order = unsafe { &*ctx }.order.lock();
-            if busy.load(Relaxed) {
+            if busy.load(Acquire) {
                 // A thread that queued a fence saw us stop and signals in our place.
                 drop(order);
-                return done;
+                return kept;
             }
+            // INVARIANT: Found clear with `Acquire` (it may have been cleared by another
+            // signaller that took over and stopped meanwhile), set under the lock.
             busy.store(true, Relaxed);
         }
     }
@@ -947,20 +970,18 @@ unsafe fn unlock_holding(ctx: *const FenceCtx, order: Guard<'_, Order, SpinLockI
     drop(keep);
 }
 
-/// Finishes (drops the data, the context reference and the fence reference of) each fence of
-/// a list that [`DriverFence::signal_in_order`] returned.
+/// Finishes (drops the data, the context reference and the fence reference of) a signalled
+/// fence that [`DriverFence::signal_in_order`] kept, if there is one.
 ///
 /// # Safety
 ///
-/// `list` is such a list, given up by the caller, who no longer uses their timeline.
-unsafe fn finish_signalled(mut list: *mut FenceHeader) {
-    while !list.is_null() {
-        let h = list;
-        // SAFETY: `h` is a signalled fence of the list, still alive: it is finished only below.
-        unsafe {
-            list = (*h).next_deferred;
-            ((*h).finish)(h);
-        }
+/// `kept` is null or such a fence, given up by the caller, who no longer relies on it to keep
+/// its timeline alive.
+unsafe fn finish_signalled(kept: *mut FenceHeader) {
+    if !kept.is_null() {
+        // SAFETY: `kept` is a signalled fence whose parts and reference the caller gives up;
+        // it is finished once, here.
+        unsafe { ((*kept).finish)(kept) };
     }
 }
 

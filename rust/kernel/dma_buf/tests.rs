@@ -909,24 +909,29 @@ mod ext {
         Ok(())
     }
 
-    /// What the two sides of [`signaller_hands_over_to_queuer()`] share.
+    /// What the two sides of [`signaller_sees_fence_queued_while_signalling()`] share.
     struct SignalRound {
+        /// The second side runs on its CPU.
+        ready: Atomic<u32>,
         /// The round the first side started.
         go: Atomic<u32>,
         /// The rounds in which the second side's `signal()` returned.
         queued: Atomic<u32>,
+        /// A round timed out: nobody waits any more.
+        abort: Atomic<u32>,
     }
 
     impl SignalRound {
-        /// Spins until `what` reaches `round`, or for at most 200 ms; returns whether it did.
-        fn wait(what: &Atomic<u32>, round: u32) -> bool {
+        /// Spins until `what` reaches `round`, for at most 100 ms, or until the test gave up;
+        /// returns whether it did reach it.
+        fn wait(&self, what: &Atomic<u32>, round: u32) -> bool {
             use crate::time::{
                 Instant,
                 Monotonic, //
             };
             let start = Instant::<Monotonic>::now();
             while what.load(Acquire) < round {
-                if start.elapsed() > Delta::from_millis(200) {
+                if self.abort.load(Relaxed) != 0 || start.elapsed() > Delta::from_millis(100) {
                     return false;
                 }
                 core::hint::spin_loop();
@@ -941,20 +946,20 @@ mod ext {
 
     impl FenceCb for WaitQueued {
         fn called(self) {
-            let _ = SignalRound::wait(&self.0.queued, self.1);
+            let _ = self.0.wait(&self.0.queued, self.1);
         }
     }
 
     /// A thread signals a fence while another, on another CPU, signals the next one of the
-    /// timeline, round after round. The first becomes the timeline's signaller; the second
-    /// finds it busy and leaves its fence to it, and (held up by a callback of the first
-    /// fence) does so while the first still signals, so that the signaller must see the
-    /// queued fence as it stops without the lock. Once both `signal()` calls of a round
-    /// returned, both fences must have signalled: a signaller that stops without seeing the
-    /// queued fence leaves it unsignalled, until the timeline's next signal (for good if there
-    /// is none).
+    /// timeline, round after round. In odd rounds a callback of the first fence holds its
+    /// signaller until the second thread's `signal()` returned: that thread found the timeline
+    /// busy and left its fence queued, so the signaller must see it as it stops without the
+    /// lock. In even rounds the two race freely (the second thread may also find the first
+    /// just stopping, and signal itself). Either way, once both calls of a round returned,
+    /// both fences must have signalled; one that is left queued signals only with the
+    /// timeline's next signal, or never.
     #[test]
-    fn signaller_hands_over_to_queuer() -> Result {
+    fn signaller_sees_fence_queued_while_signalling() -> Result {
         const ROUNDS: u32 = 1000;
         if crate::cpu::nr_cpu_ids() < 2 {
             crate::kunit::skip(c"needs two CPUs");
@@ -963,8 +968,10 @@ mod ext {
         let ctx = ctx()?;
         let shared = Arc::new(
             SignalRound {
+                ready: Atomic::new(0),
                 go: Atomic::new(0),
                 queued: Atomic::new(0),
+                abort: Atomic::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -974,39 +981,53 @@ mod ext {
         let mut second = KVec::with_capacity(ROUNDS as usize, GFP_KERNEL)?;
         for round in 1..=ROUNDS {
             let (a, b) = (fence(&ctx)?, fence(&ctx)?);
-            let reg = KBox::try_pin_init(
-                FenceCbRegistration::new(a.fence(), WaitQueued(shared.clone(), round)),
-                GFP_KERNEL,
-            )
-            .map_err(Error::from)?;
-            regs.push(reg, GFP_KERNEL)?;
+            if round % 2 == 1 {
+                let reg = KBox::try_pin_init(
+                    FenceCbRegistration::new(a.fence(), WaitQueued(shared.clone(), round)),
+                    GFP_KERNEL,
+                )
+                .map_err(Error::from)?;
+                regs.push(reg, GFP_KERNEL)?;
+            }
             consumers.push(a.fence(), GFP_KERNEL)?;
             consumers.push(b.fence(), GFP_KERNEL)?;
             first.push(a, GFP_KERNEL)?;
             second.push(b, GFP_KERNEL)?;
         }
-        move_to_cpu(Some(0))?;
         let other = {
             let shared = shared.clone();
             spawn(move || {
-                let _ = move_to_cpu(Some(1));
+                if move_to_cpu(Some(1)).is_ok() {
+                    shared.ready.store(1, Release);
+                }
                 for (round, b) in (1..).zip(second) {
-                    // Without the first side (it gave up), signal anyway: no fence is left.
-                    let _ = SignalRound::wait(&shared.go, round);
+                    // Once the first side gave up, without waiting: no fence is left.
+                    let _ = shared.wait(&shared.go, round);
                     let _ = b.signal(Ok(()));
                     shared.queued.store(round, Release);
                 }
+                // A workqueue worker: it may run anywhere again.
+                let _ = move_to_cpu(None);
             })?
         };
+        move_to_cpu(Some(0))?;
         let (mut late, mut lost) = (0, 0);
+        if !shared.wait(&shared.ready, 1) {
+            // Not started on its CPU within 100 ms: give up, and let the worker signal its
+            // fences without waiting.
+            late += 1;
+            shared.abort.store(1, Relaxed);
+        }
         for (round, a) in (1..).zip(first) {
             shared.go.store(round, Release);
             let _ = a.signal(Ok(()));
-            if !SignalRound::wait(&shared.queued, round) {
+            if late == 0 && !shared.wait(&shared.queued, round) {
+                // The other CPU did not keep up: the rounds no longer tell anything.
                 late += 1;
+                shared.abort.store(1, Relaxed);
             }
             let i = 2 * (round - 1) as usize;
-            if !consumers[i].is_signaled() || !consumers[i + 1].is_signaled() {
+            if late == 0 && (!consumers[i].is_signaled() || !consumers[i + 1].is_signaled()) {
                 if lost == 0 {
                     pr_err!("round {round}: the second fence was left unsignalled\n");
                 }
@@ -1015,9 +1036,11 @@ mod ext {
         }
         other.join();
         move_to_cpu(None)?;
+        let all_ok = consumers.iter().all(|c| c.status() == Some(Ok(())));
+        drop((regs, consumers, shared, ctx));
         assert_eq!(late, 0);
         assert_eq!(lost, 0);
-        assert!(consumers.iter().all(|c| c.status() == Some(Ok(()))));
+        assert!(all_ok);
         Ok(())
     }
 

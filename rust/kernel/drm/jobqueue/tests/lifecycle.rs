@@ -468,6 +468,8 @@ mod lifecycle_cases {
                     let _ = move_to_cpu(Some(1));
                 }
                 q.complete(seqno, Ok(()));
+                // A workqueue worker: it may run anywhere again.
+                let _ = move_to_cpu(None);
             })?
         };
         assert!(wait_for(5000, || entered.load(Relaxed) != 0));
