@@ -22,8 +22,7 @@ use crate::{
             Acquire,
             Atomic,
             Full,
-            Relaxed,
-            Release, //
+            Relaxed, //
         },
         lock::{
             spinlock::SpinLockIrqBackend,
