@@ -610,7 +610,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 		      s64 *bytes, s64 *threads)
 {
 	struct device *dev = bench_device(test);
-	unsigned int rounds = max(DIV_ROUND_UP(SCALE_JOBS, n), SCALE_ROUNDS), r, i;
+	unsigned int rounds = max(DIV_ROUND_UP(SCALE_JOBS, n), SCALE_ROUNDS), r, i, k, made;
 	struct workqueue_struct *submit_wq, *timeout_wq;
 	struct drm_sched_init_args args = {
 		.ops = &bench_ops,
@@ -627,79 +627,98 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 	s64 slab0, threads0;
 	ktime_t t0, t1, t2, t3;
 
+	memset(t, 0, 5 * sizeof(*t));
+	*jobs = 0;
+	*bytes = 0;
+	*threads = 0;
 	hw = bench_hw_create(test, n);
 	qs = kvcalloc(n, sizeof(*qs), GFP_KERNEL);
 	done = kvcalloc(n, sizeof(*done), GFP_KERNEL);
 	submit_wq = alloc_workqueue("sched-scale-submit", WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	timeout_wq = alloc_ordered_workqueue("sched-scale-timeout", WQ_MEM_RECLAIM);
-	KUNIT_ASSERT_TRUE(test, qs && done && submit_wq && timeout_wq);
+	made = 0;
+	if (!qs || !done || !submit_wq || !timeout_wq) {
+		KUNIT_FAIL(test, "cannot set up the measurement");
+		goto out;
+	}
 	args.submit_wq = submit_wq;
 	args.timeout_wq = timeout_wq;
-	memset(t, 0, 5 * sizeof(*t));
 	rcu_barrier();
 	slab0 = jq_bench_slab_bytes();
 	threads0 = jq_bench_threads();
 
 	t0 = ktime_get();
-	for (i = 0; i < n; i++) {
-		qs[i] = kzalloc_obj(*qs[i], GFP_KERNEL);
-		KUNIT_ASSERT_NOT_NULL(test, qs[i]);
+	for (; made < n; made++) {
+		qs[made] = kzalloc_obj(*qs[made], GFP_KERNEL);
 		/* One run queue (num_rqs = 1): priority 0, as panthor does. */
-		KUNIT_ASSERT_EQ(test, bench_queue_init(qs[i], &args, DRM_SCHED_PRIORITY_KERNEL), 0);
+		if (!qs[made] || bench_queue_init(qs[made], &args, DRM_SCHED_PRIORITY_KERNEL)) {
+			kfree(qs[made]);
+			KUNIT_FAIL(test, "cannot create queue %u", made);
+			goto out;
+		}
 	}
 	t[0] = ktime_to_ns(ktime_sub(ktime_get(), t0));
 	*bytes = (s64)jq_bench_slab_bytes() - slab0;
 	*threads = jq_bench_threads() - threads0;
 
-	for (r = 0; r < rounds; r++) {
+	/*
+	 * No assertion from here on: on a failure, the jobs pushed so far
+	 * still run and signal, and the queues are torn down.
+	 */
+	for (r = 0, i = n; r < rounds && i == n; r++) {
 		spin_lock(&hw->lock);
 		hw->target = (u64)(r + 1) * n;
 		hw->ring_len = 0;
 		spin_unlock(&hw->lock);
 		t0 = ktime_get();
 		for (i = 0; i < n; i++) {
-			struct bench_job *job = kzalloc_obj(*job, GFP_KERNEL);
-
-			KUNIT_ASSERT_NOT_NULL(test, job);
-			job->hw = hw;
-			KUNIT_ASSERT_EQ(test, drm_sched_job_init(&job->base, &qs[i]->entity, 1,
-								 NULL, 1), 0);
-			drm_sched_job_arm(&job->base);
-			done[i] = dma_fence_get(&job->base.s_fence->finished);
-			drm_sched_entity_push_job(&job->base);
+			done[i] = push_job(qs[i], hw, NULL, 0, NULL);
+			if (!done[i])
+				break;
 		}
 		t1 = ktime_get();
+		if (i < n) {
+			KUNIT_FAIL(test, "cannot make job %u of round %u", i, r);
+			spin_lock(&hw->lock);
+			hw->target = (u64)r * n + i;
+			if (hw->on_ring >= hw->target)
+				wake_up_all(&hw->wq);
+			spin_unlock(&hw->lock);
+		}
 		wait_event(hw->wq, READ_ONCE(hw->on_ring) >= hw->target);
 		t2 = ktime_get();
 		spin_lock_irqsave(&hw->irq, flags);
-		for (i = 0; i < hw->ring_len; i++) {
-			dma_fence_signal(hw->ring[i]);
-			dma_fence_put(hw->ring[i]);
+		for (k = 0; k < hw->ring_len; k++) {
+			dma_fence_signal(hw->ring[k]);
+			dma_fence_put(hw->ring[k]);
 		}
 		spin_unlock_irqrestore(&hw->irq, flags);
 		/* Done when every done fence signalled and every job was freed. */
-		for (i = 0; i < n; i++)
-			dma_fence_wait(done[i], false);
+		for (k = 0; k < i; k++)
+			dma_fence_wait(done[k], false);
 		wait_event(hw->wq, atomic64_read(&hw->freed) >= hw->target);
 		t3 = ktime_get();
 		t[2] += ktime_to_ns(ktime_sub(t1, t0));
 		t[3] += ktime_to_ns(ktime_sub(t3, t2));
 		t[4] += ktime_to_ns(ktime_sub(t3, t0));
-		for (i = 0; i < n; i++) {
-			KUNIT_EXPECT_EQ(test, dma_fence_get_status(done[i]), 1);
-			dma_fence_put(done[i]);
+		*jobs += i;
+		for (k = 0; k < i; k++) {
+			KUNIT_EXPECT_EQ(test, dma_fence_get_status(done[k]), 1);
+			dma_fence_put(done[k]);
 		}
 	}
 
+out:
 	t0 = ktime_get();
-	for (i = 0; i < n; i++) {
-		bench_queue_fini(qs[i]);
-		kfree(qs[i]);
+	while (made--) {
+		bench_queue_fini(qs[made]);
+		kfree(qs[made]);
 	}
 	t[1] = ktime_to_ns(ktime_sub(ktime_get(), t0));
-	*jobs = (unsigned long)rounds * n;
-	destroy_workqueue(timeout_wq);
-	destroy_workqueue(submit_wq);
+	if (timeout_wq)
+		destroy_workqueue(timeout_wq);
+	if (submit_wq)
+		destroy_workqueue(submit_wq);
 	kunit_release_action(test, kvfree_action, hw->ring);
 	kunit_kfree(test, hw);
 	kunit_device_unregister(test, dev);
