@@ -20,6 +20,7 @@ Options (dev/test passes them per leg):
   --numa N       the kernel must have booted with at least N NUMA nodes
   --kcsan        KCSAN reports are judged by their stacks: one that touches
                  project code fails the run, the others are only listed
+                 (so is a timekeeping reader/writer pair: TK_READERS)
   --counts FILE  also write "PASSED FAILED DESCRIPTION" to FILE
   --userspace LOG  the boot that ran the sample's userspace test
 """
@@ -43,21 +44,33 @@ OUR_FILES = re.compile(r"^rust/kernel/(dma_buf/|drm/jobqueue/|drm/syncobj\.rs|"
                        r"sync/rcu|xarray\.rs|workqueue\.rs)")
 
 
-# KCSAN reports whose two racing accesses are both inside the timekeeping
-# core (kernel/time/timekeeping.c): ktime_get() and friends read tk_core
-# under its seqcount and retry when the tick's update (a write under the same
-# seqcount) overlapped. The project only calls these readers (the sample's
-# engine timestamps jobs with ktime_get()); it owns none of the data, so such
-# a report is upstream's even when a project frame calls the reader. Seen
-# once, in CI: "data-race in ktime_get / timekeeping_update_from_shadow".
-TIMEKEEPING = re.compile(r"^(ktime_get\w*|_{0,2}timekeeping_\w+|update_wall_time|tk_\w+)$")
+# KCSAN reports between a reader of the timekeeping core's tk_core that
+# returns the time by value (ktime_get() and friends, which read it in a
+# seqcount read section and retry on a concurrent update) and the writer that
+# updates it under the same seqcount from the tick. The project owns none of
+# that data; it only calls the readers (the sample's engine stamps jobs with
+# ktime_get()). Such a report is upstream's even when a project frame called
+# the reader. Seen once, in CI (the full report is in the message of the
+# commit that narrowed this rule): "data-race in ktime_get /
+# timekeeping_update_from_shadow". Why KCSAN watched a read that
+# read_seqcount_begin() marks atomic is not understood. Readers that store
+# through a pointer the caller passes (ktime_get_ts64() ...) are not listed:
+# a race on that memory would be the caller's.
+TK_READERS = {"ktime_get", "ktime_get_with_offset", "ktime_get_raw", "ktime_get_seconds",
+              "ktime_get_real_seconds", "ktime_get_coarse_with_offset", "ktime_mono_to_any",
+              "ktime_get_resolution_ns"}
+TK_WRITERS = {"timekeeping_update_from_shadow", "timekeeping_advance", "__timekeeping_advance",
+              "timekeeping_forward_now", "tk_update_ktime_data"}
 
 
 def title_is_upstream(title):
-    """True for a KCSAN title "BUG: KCSAN: data-race in A / B" whose A and B
-    are both timekeeping core functions (TIMEKEEPING)."""
-    m = re.search(r"KCSAN: \S+ in (\S+) / (\S+)", title)
-    return bool(m and TIMEKEEPING.match(m.group(1)) and TIMEKEEPING.match(m.group(2)))
+    """True for a KCSAN title "BUG: KCSAN: data-race in A / B" of a
+    timekeeping reader and writer (TK_READERS, TK_WRITERS), in either order."""
+    m = re.search(r"KCSAN: \S+ in (\S+) / (\S+)$", title.strip())
+    if not m:
+        return False
+    pair = {m.group(1), m.group(2)}
+    return len(pair) == 2 and bool(pair & TK_READERS) and bool(pair & TK_WRITERS)
 
 
 def frame_is_ours(sym, module):
@@ -72,7 +85,8 @@ def scan(lines, kcsan):
 
     splats: [(line number, text)] of every splat line, KCSAN reports
     excluded when kcsan is set. The KCSAN lists hold (line number, title) of
-    each report, split by whether a frame of its stacks is project code.
+    each report, split by whether a frame of its stacks is project code
+    (and the report is not a timekeeping pair, title_is_upstream()).
     """
     splats, ours, others = [], [], []
     report = None
@@ -147,7 +161,8 @@ def report_kcsan(ours, others, where):
     for n, title in ours:
         print(f"  KCSAN in project code ({where} line {n}): {title}")
     for n, title in others:
-        print(f"  KCSAN elsewhere, not gating ({where} line {n}): {title}")
+        why = "upstream timekeeping" if title_is_upstream(title) else "elsewhere"
+        print(f"  KCSAN {why}, not gating ({where} line {n}): {title}")
     if ours or others:
         print(f"  KCSAN reports: {len(ours)} in project code, {len(others)} elsewhere")
     return len(ours)
