@@ -402,7 +402,8 @@ free:
 	return NULL;
 }
 
-static void run_sched(struct kunit *test, unsigned int inflight, unsigned int deps,
+/* Returns true if every job was made, run and freed (false: the case failed). */
+static bool run_sched(struct kunit *test, unsigned int inflight, unsigned int deps,
 		      s64 t[3], size_t *bytes)
 {
 	struct device *dev = bench_device(test);
@@ -431,7 +432,7 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 		KUNIT_FAIL(test, "cannot set up the measurement");
 		kvfree(dep);
 		kvfree(done);
-		return;
+		return false;
 	}
 	memset(t, 0, 3 * sizeof(*t));
 	/* Start without RCU callbacks (freed fences) of earlier measurements pending. */
@@ -496,6 +497,7 @@ static void run_sched(struct kunit *test, unsigned int inflight, unsigned int de
 	bench_release(test, q, hw, dev);
 	kvfree(dep);
 	kvfree(done);
+	return pushed == rounds * inflight;
 }
 
 /* The mock hardware's completer, on its own CPU: signals what reached the ring. */
@@ -604,13 +606,15 @@ out:
  * n queues of one device on shared submit and timeout workqueues, as panthor
  * and xe pass them: created, given one job each per round (all completing in
  * one interrupt), and destroyed. t: create, destroy, submit, complete and
- * total ns; *bytes and *threads: what the queues added.
+ * total ns; *bytes and *threads: what the queues added. Returns true if
+ * every queue and job was made (false: the case failed).
  */
-static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned long *jobs,
+static bool run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned long *jobs,
 		      s64 *bytes, s64 *threads)
 {
 	struct device *dev = bench_device(test);
 	unsigned int rounds = max(DIV_ROUND_UP(SCALE_JOBS, n), SCALE_ROUNDS), r, i, k, made;
+	bool ok = false;
 	struct workqueue_struct *submit_wq, *timeout_wq;
 	struct drm_sched_init_args args = {
 		.ops = &bench_ops,
@@ -707,6 +711,7 @@ static void run_scale(struct kunit *test, unsigned int n, s64 t[5], unsigned lon
 			dma_fence_put(done[k]);
 		}
 	}
+	ok = i == n;
 
 out:
 	t0 = ktime_get();
@@ -724,6 +729,7 @@ out:
 	kunit_device_unregister(test, dev);
 	kvfree(done);
 	kvfree(qs);
+	return ok;
 }
 
 /* The C floor: dma_fence_init + signal + put on memory allocated beforehand. */
@@ -785,8 +791,9 @@ void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps)
 	if (!strcmp(bench, "scale")) {
 		s64 ts[5], b, threads;
 
-		/* @inflight queues, one job in flight on each. */
-		run_scale(test, inflight, ts, &jobs, &b, &threads);
+		/* @inflight queues, one job in flight on each; no figures from a failed run. */
+		if (!run_scale(test, inflight, ts, &jobs, &b, &threads))
+			return;
 		kunit_info(test,
 			   "bench: impl=c bench=scale queues=%u jobs=%lu create_ns=%lld destroy_ns=%lld submit_ns=%lld complete_ns=%lld total_ns=%lld bytes=%lld threads=%lld\n",
 			   inflight, jobs, ts[0], ts[1], ts[2], ts[3], ts[4], b, threads);
@@ -799,8 +806,8 @@ void jq_bench_c(const char *bench, unsigned int inflight, unsigned int deps)
 	}
 	if (WARN_ON(strcmp(bench, "inflight") && strcmp(bench, "deps")))
 		return;
-	run_sched(test, inflight, deps, t, &bytes);
-	report(test, bench, inflight, deps, jobs, t[0], t[1], t[2], bytes);
+	if (run_sched(test, inflight, deps, t, &bytes))
+		report(test, bench, inflight, deps, jobs, t[0], t[1], t[2], bytes);
 }
 
 MODULE_DESCRIPTION("drm_sched benchmarks, to compare with the Rust JobQueue's");
